@@ -1,0 +1,62 @@
+# mlops_nb: every target installs what it needs into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Keep tools from phoning home (DVC analytics, Jupyter news) and off the network.
+export DVC_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlops_nb)" >/dev/null
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project with its dev tools
+
+hooks: install  ## clean notebooks on save (JupyterLab) and before each commit (git)
+	@if [ -d .git ]; then \
+	  $(BIN)/nbdev-install-hooks >/dev/null; \
+	  cp tools/pre-commit .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; \
+	fi
+
+run: install hooks  ## set up and run the whole pipeline (dvc repro), then print the test-set metrics
+	$(BIN)/dvc repro
+	$(BIN)/mlops-nb metrics
+
+lint: install
+	$(BIN)/ruff check mlops_nb tests bench
+
+check-sync: install  ## the library is in sync with the notebooks, and the notebooks are clean
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	@git diff --exit-code --stat -- mlops_nb nbs || { echo "error: notebooks are not clean or mlops_nb/ is out of sync: run 'make hooks', 'nbdev-export' and 'nbdev-clean', then commit"; exit 1; }
+
+test: install hooks check-sync lint  ## set up and run every test: notebook tests (nbdev-test) and pytest
+	$(BIN)/nbdev-test nbs/api --n-workers 2
+	$(BIN)/python -m pytest -q tests
+
+test-fast: install  ## the tests that do not run the whole pipeline
+	$(BIN)/nbdev-test nbs/api --n-workers 2
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+lab: install  ## open JupyterLab on the project with the project's kernel
+	$(BIN)/python -m pip install --quiet -e ".[dev,lab]"
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+
+bench: install  ## run the benchmarks in bench/ and print their ratios
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:  ## remove the virtualenv and generated run outputs (the DVC cache stays)
+	rm -rf $(VENV) _proc .pytest_cache
