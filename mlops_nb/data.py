@@ -21,12 +21,12 @@ import pandas as pd
 
 from .errors import DataSourceError
 
-__all__ = ["SAMPLES", "Lineage", "read_source", "sha256_file", "write_parquet", "write_json"]
+__all__ = ["SAMPLES", "Lineage", "read_source", "sha256_file", "write_parquet", "write_json", "write_csv"]
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_source', 'write_parquet', 'write_json']
+__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_source', 'write_parquet', 'write_json', 'write_csv']
 
 # %% ../nbs/api/10_data.ipynb #125b35cf
 SAMPLES = {
@@ -273,6 +273,18 @@ def write_json(data: Any, path: str | Path) -> Path:
     temporary = _atomic_target(path)
     try:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` as CSV (no index) atomically."""
+    path = Path(path)
+    temporary = _atomic_target(path)
+    try:
+        frame.to_csv(temporary, index=False)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -33,14 +33,13 @@ __all__ = [
     "plot_residuals",
     "plot_importances",
     "save_figure",
-    "write_csv",
 ]
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'compute_metrics', 'confusion_rows', 'roc_points', 'residual_rows', 'feature_importances',
-           'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances', 'save_figure', 'write_csv']
+           'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances', 'save_figure']
 
 # %% ../nbs/api/40_evaluate.ipynb #e4c6631c
 def _probabilities(pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray | None:
@@ -189,18 +188,6 @@ def save_figure(figure, path: str | Path) -> Path:
     temporary = _atomic_target(path)
     try:
         figure.savefig(temporary, format="png", metadata={"Software": None})
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write plot data as CSV atomically."""
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
-        frame.to_csv(temporary, index=False)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from papermill.engines import Engine, papermill_engines
+from papermill.engines import Engine, NBClientEngine, papermill_engines
 
 from .config import PARAMS_FILE, find_project_root, read_yaml
 from .errors import ProjectError, StageError
@@ -31,6 +31,7 @@ __all__ = [
     "flatten_parameters",
     "make_deterministic",
     "InProcessEngine",
+    "KernelEngine",
     "configure_notebook_logging",
     "run_stage",
 ]
@@ -43,7 +44,7 @@ ENGINES = ("inprocess", "kernel")
 
 # %% auto #0
 __all__ = ['logger', 'PIPELINES_DIR', 'REPORTS_DIR', 'ENGINES', 'read_stages', 'stage_parameters', 'flatten_parameters',
-           'make_deterministic', 'InProcessEngine', 'configure_notebook_logging', 'run_stage']
+           'make_deterministic', 'InProcessEngine', 'KernelEngine', 'configure_notebook_logging', 'run_stage']
 
 # %% ../nbs/api/80_stage.ipynb #21c47eab
 def read_stages(root: str | Path) -> dict[str, dict[str, Any]]:
@@ -111,12 +112,14 @@ class InProcessEngine(Engine):
     """A papermill engine that executes the cells in this process with execnb's `CaptureShell`."""
 
     last_exception: BaseException | None = None
+    last_notebook: nbformat.NotebookNode | None = None
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, execution_timeout=None, **kwargs):
         from execnb.shell import CaptureShell
 
         cls.last_exception = None
+        cls.last_notebook = nb_man.nb
         package_logger = logging.getLogger("mlops_nb")
         saved_logging = (package_logger.handlers[:], package_logger.level, package_logger.propagate)
         shell = CaptureShell(mpl_format="png")
@@ -142,7 +145,20 @@ class InProcessEngine(Engine):
         return nb_man.nb
 
 
-papermill_engines.register("inprocess", InProcessEngine)
+class KernelEngine(NBClientEngine):
+    """papermill's own engine (a real Jupyter kernel), keeping a reference to the notebook for failure reports."""
+
+    last_notebook: nbformat.NotebookNode | None = None
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+        cls.last_notebook = nb_man.nb
+        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+
+_ENGINE_CLASSES = {"inprocess": InProcessEngine, "kernel": KernelEngine}
+for _name, _engine in _ENGINE_CLASSES.items():
+    papermill_engines.register(_name, _engine)
 
 # %% ../nbs/api/80_stage.ipynb #869b9eaa
 class _CurrentStderrHandler(logging.StreamHandler):
@@ -219,11 +235,12 @@ def run_stage(
     previous = {key: os.environ.get(key) for key in ("MLOPS_NB_STAGE", "MLOPS_NB_ROOT")}
     os.environ.update(MLOPS_NB_STAGE=name, MLOPS_NB_ROOT=str(root))
     try:
+        _ENGINE_CLASSES[engine].last_notebook = None
         notebook = papermill.execute_notebook(
             str(notebook_path),
-            str(failed_path),
+            None,
             parameters=parameters,
-            engine_name=None if engine == "kernel" else engine,
+            engine_name=engine,
             kernel_name="python3",
             cwd=str(notebook_path.parent),
             progress_bar=progress_bar,
@@ -231,6 +248,10 @@ def run_stage(
         )
     except PapermillExecutionError as error:
         detail = error.evalue.strip().splitlines()[0] if error.evalue.strip() else "(no message)"
+        failed = _ENGINE_CLASSES[engine].last_notebook
+        if failed is not None:
+            make_deterministic(failed)
+            nbformat.write(failed, str(failed_path))
         raise StageError(
             f"stage '{name}' failed: {_relative(notebook_path, root)}, cell In[{error.exec_count}]: "
             f"{error.ename}: {detail} (executed notebook: {_relative(failed_path, root)}). {_dvc_note(name)}"
@@ -251,6 +272,6 @@ def run_stage(
         os.replace(temporary, report_path)
     finally:
         temporary.unlink(missing_ok=True)
-    failed_path.unlink(missing_ok=True)
+    failed_path.unlink(missing_ok=True)  # from an earlier failed run
     logger.info("stage %s: done in %.1f s -> %s", name, time.perf_counter() - started, _relative(report_path, root))
     return report_path
