@@ -83,7 +83,140 @@ def _models_zoo(arguments: argparse.Namespace) -> int:
         print(f"{spec.name:<24} {'/'.join(spec.estimators):<27} {spec.description}")
     return 0
 
-# %% ../nbs/api/90_cli.ipynb #fa70a259
+# %% ../nbs/api/90_cli.ipynb #baf3d575
+def _models_register(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import register
+
+    registered = register(version=arguments.version, bump=arguments.bump, message=arguments.message, allow_dirty=arguments.allow_dirty)
+    print(f"registered {registered.tag} (commit {registered.commit[:7]})")
+    return 0
+
+
+def _models_list(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import list_versions, versions_table
+
+    versions = list_versions()
+    if arguments.json:
+        print(json.dumps([found.to_dict() for found in versions], indent=2, sort_keys=True))
+    elif not versions:
+        print("no model versions registered yet: `mlops-nb models register`")
+    else:
+        print(versions_table(versions).drop(columns=["registered_at"]).to_string(index=False))
+    return 0
+
+
+def _models_show(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import read_card, render_card
+
+    card = read_card(arguments.version, stage=arguments.stage)
+    print(json.dumps(card, indent=2, sort_keys=True) if arguments.json else render_card(card))
+    return 0
+
+
+def _models_promote(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import promote
+
+    promoted = promote(arguments.version, stage=arguments.stage)
+    print(f"{promoted.tag} is in stage {arguments.stage} (stages: {', '.join(promoted.stages)})")
+    return 0
+
+
+def _models_demote(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import demote
+
+    demoted = demote(arguments.version, stage=arguments.stage)
+    print(f"{demoted.tag} left its stage (stages now: {', '.join(demoted.stages) or 'none'})")
+    return 0
+
+
+def _models_get(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import get_model
+
+    out = get_model(arguments.version, stage=arguments.stage, out=arguments.out)
+    print(f"wrote {out / 'model.skops'}, {out / 'card.json'} and {out / 'card.md'}")
+    return 0
+
+
+def _models_reproduce(arguments: argparse.Namespace) -> int:
+    from mlops_nb.registry import RegistryError, reproduce
+
+    reproduction = reproduce(arguments.version, stage=arguments.stage, keep_worktree=arguments.keep)
+    print(reproduction.summary())
+    if not reproduction.identical:
+        raise RegistryError(
+            f"model@{reproduction.version} did not reproduce exactly",
+            hint="seed every source of randomness and pin the libraries; see the differences above",
+        )
+    return 0
+
+
+def _version_or_stage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("version", nargs="?", help="a registered version, e.g. v1.2.0 (or 1.2.0)")
+    parser.add_argument("--stage", help="instead of a version: the version now in this stage, e.g. prod")
+
+
+def _add_models_parser(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser(
+        "models",
+        help="the model registry: register, list, show, promote, demote, get, reproduce versions (git tags via GTO)",
+        description="Model versions and stages as git tags in GTO's convention (model@v1.2.0, model#prod#1): "
+        "`gto show` and `git tag` read the same registry.",
+    )
+    actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    register = actions.add_parser(
+        "register",
+        help="register the committed, trained model as a new version",
+        description="Tag HEAD as a new version of the model (model@vX.Y.Z) after checking that the workspace's model "
+        "is the committed one. Without --version: v1.0.0 first, then a minor bump (major when the schema changed).",
+    )
+    version_choice = register.add_mutually_exclusive_group()
+    version_choice.add_argument("--version", help="the version to write, e.g. 1.2.0 or v1.2.0")
+    version_choice.add_argument("--bump", choices=["major", "minor", "patch"], help="bump the highest version this way")
+    register.add_argument("-m", "--message", help="a short description of this version")
+    register.add_argument("--allow-dirty", action="store_true", help="register even if the model is not the one committed at HEAD")
+    register.set_defaults(handler=_models_register)
+
+    listing = actions.add_parser("list", help="every version with its stages, test metrics, data hash and commit", description="List the registered versions.")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_models_list)
+
+    show = actions.add_parser("show", help="the whole model card of a version (Markdown, or --json)", description="Print a version's model card.")
+    _version_or_stage(show)
+    show.add_argument("--json", action="store_true", help="print the card as JSON")
+    show.set_defaults(handler=_models_show)
+
+    promote = actions.add_parser("promote", help="put a version in a stage (dev, staging, prod, ...)", description="Assign a stage to a version (tag model#STAGE#N).")
+    promote.add_argument("version", help="a registered version, e.g. v1.2.0")
+    promote.add_argument("--stage", required=True, help="the stage: letters, digits, '-', '_', '/'")
+    promote.set_defaults(handler=_models_promote)
+
+    demote = actions.add_parser("demote", help="take a version out of a stage", description="Unassign a stage from a version (tag model#STAGE!#N).")
+    demote.add_argument("version", help="a registered version, e.g. v1.2.0")
+    demote.add_argument("--stage", help="the stage to leave (default: the version's only stage)")
+    demote.set_defaults(handler=_models_demote)
+
+    get = actions.add_parser(
+        "get",
+        help="write a version's model and card to a folder, from the DVC cache or remote at its commit",
+        description="Materialise a version's model.skops, card.json and card.md through DVC at the version's commit, "
+        "whatever the workspace holds. The sha256 and the trusted types are checked.",
+    )
+    _version_or_stage(get)
+    get.add_argument("--out", type=Path, help="the folder to write (default: model-VERSION)")
+    get.set_defaults(handler=_models_get)
+
+    reproduce = actions.add_parser(
+        "reproduce",
+        help="rerun the pipeline at a version's commit in a temporary worktree and compare metrics and predictions",
+        description="Check the version's commit out into a temporary git worktree, run `dvc repro` there and report whether "
+        "the test metrics and test-set predictions are identical to the registered ones (exit 1 if not).",
+    )
+    _version_or_stage(reproduce)
+    reproduce.add_argument("--keep", action="store_true", help="keep the worktree for inspection")
+    reproduce.set_defaults(handler=_models_reproduce)
+
+# %% ../nbs/api/90_cli.ipynb #5037839d
 def build_parser() -> argparse.ArgumentParser:
     """The `mlops-nb` argument parser."""
     parser = argparse.ArgumentParser(
@@ -123,9 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo = commands.add_parser("zoo", help="list the models train.model can name", description="List the model zoo.")
     zoo.set_defaults(handler=_models_zoo)
+    _add_models_parser(commands)
     return parser
 
-# %% ../nbs/api/90_cli.ipynb #40c9111b
+# %% ../nbs/api/90_cli.ipynb #a74241f3
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mlops-nb`; errors print as one line (the traceback with `--verbose`) and exit with 1."""
     parser = build_parser()

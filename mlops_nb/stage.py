@@ -195,7 +195,7 @@ def _relative(path: Path, root: Path) -> str:
 
 def _dvc_note(name: str) -> str:
     return (
-        f"DVC removed stage '{name}''s previous outputs before running it; they are still in its cache: "
+        f"DVC removed the previous outputs of stage '{name}' before running it; they are still in its cache: "
         "`dvc checkout` restores them"
     )
 
@@ -218,13 +218,13 @@ def run_stage(
     if engine not in ENGINES:
         raise StageError(f"--engine {engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
     root = Path(root).resolve() if root else find_project_root()
+    parameters = stage_parameters(name, root=root)
     notebook_path = root / PIPELINES_DIR / f"{name}.ipynb"
     if not notebook_path.is_file():
         raise ProjectError(
             f"stage '{name}': notebook {_relative(notebook_path, root)} not found",
             hint=f"pipeline notebooks live in {PIPELINES_DIR}/",
         )
-    parameters = stage_parameters(name, root=root)
     report_path = root / REPORTS_DIR / f"{name}.ipynb"
     failed_path = root / REPORTS_DIR / f"{name}.failed.ipynb"
     report_path.parent.mkdir(parents=True, exist_ok=True)

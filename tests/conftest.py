@@ -78,6 +78,8 @@ def pipeline_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project, with the default pipeline run once by `dvc repro`. Tests that change it take `fresh_run` instead."""
     project = make_project(tmp_path_factory.mktemp("pipeline") / "project")
     run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "run the pipeline"], project)
     return project
 
 

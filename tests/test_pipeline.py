@@ -1,0 +1,162 @@
+"""The pipeline end to end with the real dvc, papermill and Jupyter kernel: caching, experiments, determinism, data sets."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from conftest import run, set_params
+
+pytestmark = pytest.mark.slow
+STAGES = ["ingest", "prepare", "tune", "train", "evaluate"]
+LIGHT = {"tune.n_trials": 3, "train.n_estimators": 40, "train.cv_folds": 3}
+
+
+def ran_stages(output: str) -> list[str]:
+    return [stage for stage in STAGES if f"Running stage '{stage}'" in output]
+
+
+def test_default_run_writes_flat_metrics_and_reports(pipeline_project: Path) -> None:
+    metrics = json.loads((pipeline_project / "reports" / "metrics.json").read_text())
+    assert set(metrics) >= {"accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"}
+    assert all(isinstance(value, (int, float)) for value in metrics.values())
+    assert metrics["accuracy"] > 0.9
+    for stage in STAGES:
+        report = nbformat.read(pipeline_project / "reports" / f"{stage}.ipynb", as_version=4)
+        assert report.metadata.papermill["parameters"], stage
+        assert "start_time" not in report.metadata.papermill
+    card = json.loads((pipeline_project / "models" / "card.json").read_text())
+    assert card["data"]["source"] == "sample:penguins" and len(card["data"]["sha256"]) == 64
+    assert card["model"]["hyperparameters"]["n_estimators"] == 200
+    assert card["tuning"]["n_trials"] == 15
+
+
+def test_repro_again_runs_nothing(pipeline_project: Path) -> None:
+    result = run(["dvc", "repro"], pipeline_project)
+    assert ran_stages(result.stdout + result.stderr) == []
+    assert "Data and pipelines are up to date" in result.stdout
+
+
+def test_identical_inputs_give_identical_reports(fresh_run: Path) -> None:
+    before = {stage: (fresh_run / "reports" / f"{stage}.ipynb").read_bytes() for stage in STAGES}
+    result = run(["dvc", "repro", "--force"], fresh_run)
+    assert ran_stages(result.stdout) == STAGES
+    for stage in STAGES:
+        assert (fresh_run / "reports" / f"{stage}.ipynb").read_bytes() == before[stage], f"reports/{stage}.ipynb changed"
+
+
+def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:
+    result = run(["dvc", "exp", "run", "-S", "train.n_estimators=300"], fresh_run)
+    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], fresh_run).stdout)
+    assert "300" in json.dumps(shown)
+    params_diff = run(["dvc", "params", "diff", "--json"], fresh_run).stdout
+    changed = json.loads(params_diff)["params.yaml"]["train.n_estimators"]
+    assert (changed["old"], changed["new"]) == (200, 300)
+    metrics_diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], fresh_run).stdout)
+    assert "reports/metrics.json" in metrics_diff
+    run(["dvc", "plots", "show", "-o", "plots_html"], fresh_run)
+    page = (fresh_run / "plots_html" / "index.html").read_text()
+    assert "Confusion matrix" in page and "Feature importance" in page
+    run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], fresh_run)
+    assert (fresh_run / "plots_diff" / "index.html").is_file()
+
+
+def test_regression_data_set(fresh_project: Path) -> None:
+    from sklearn.datasets import load_diabetes
+
+    (fresh_project / "data" / "external").mkdir(parents=True)
+    load_diabetes(as_frame=True, scaled=False).frame.to_csv(fresh_project / "data" / "external" / "diabetes.csv", index=False)
+    set_params(fresh_project, **LIGHT, **{"data.source": "data/external/diabetes.csv", "data.target": "target"})
+    run(["dvc", "repro"], fresh_project)
+    metrics = json.loads((fresh_project / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"rmse", "mae", "r2", "test_rows"}
+    assert metrics["r2"] > 0.2
+    assert json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())["task"] == "regression"
+    assert (fresh_project / "reports" / "plots" / "residuals.csv").is_file()
+
+
+def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
+    rng = np.random.default_rng(0)
+    size = 300
+    label = rng.choice(["très bon", "so-so", "bad / worse"], size=size)
+    frame = pd.DataFrame(
+        {
+            "Bill length (mm)": rng.normal(40, 5, size) + (label == "très bon") * 8,
+            "île": rng.choice(["Dream", "Biscoe", None], size=size),
+            "body-mass/g%": rng.normal(4000, 300, size) - (label == "bad / worse") * 600,
+            "a b  c": rng.integers(0, 5, size).astype(float),
+            "Qualité: label?": label,
+        }
+    )
+    (fresh_project / "data" / "external").mkdir(parents=True)
+    frame.to_csv(fresh_project / "data" / "external" / "awkward file.csv", index=False)
+    set_params(fresh_project, **LIGHT, **{"data.source": "data/external/awkward file.csv", "data.target": "Qualité: label?"})
+    run(["dvc", "repro"], fresh_project)
+    metrics = json.loads((fresh_project / "reports" / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.6
+    schema = json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())
+    assert schema["classes"] == ["bad / worse", "so-so", "très bon"]
+    assert [column["name"] for column in schema["columns"]] == ["Bill length (mm)", "île", "body-mass/g%", "a b  c"]
+
+
+def test_sqlite_source(fresh_project: Path) -> None:
+    import palmerpenguins
+
+    with sqlite3.connect(fresh_project / "penguins.db") as connection:
+        palmerpenguins.load_penguins().to_sql("penguins", connection, index=False)
+    set_params(fresh_project, **{"data.source": "sqlite:///penguins.db", "data.query": "SELECT * FROM penguins WHERE year > 2007"})
+    run(["dvc", "repro", "prepare"], fresh_project)
+    lineage = json.loads((fresh_project / "data" / "raw" / "lineage.json").read_text())
+    assert lineage["kind"] == "sql" and lineage["rows"] == 234
+    assert len(pd.read_parquet(fresh_project / "data" / "prepared" / "train.parquet")) > 150
+
+
+def test_pipeline_notebooks_run_top_to_bottom_in_a_kernel(fresh_run: Path) -> None:
+    """As in JupyterLab: a real kernel, the notebook's folder as working directory, the notebook's own defaults."""
+    folder = fresh_run / "nbs" / "pipelines"
+    for stage in STAGES:
+        notebook = nbformat.read(folder / f"{stage}.ipynb", as_version=4)
+        NotebookClient(notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(folder)}}).execute()
+        errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
+        assert not errors, (stage, errors)
+    assert json.loads((fresh_run / "reports" / "metrics.json").read_text())["accuracy"] > 0.9
+
+
+def test_stage_with_a_jupyter_kernel_engine(fresh_run: Path) -> None:
+    run(["mlops-nb", "stage", "prepare", "--engine", "kernel"], fresh_run)
+    report = nbformat.read(fresh_run / "reports" / "prepare.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in report.cells if cell.cell_type == "code")
+
+
+def test_fitted_pipeline_converts_to_onnx(pipeline_project: Path) -> None:
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    from mlops_nb.artifacts import load_model
+    from mlops_nb.validate import Schema
+
+    card = json.loads((pipeline_project / "models" / "card.json").read_text())
+    pipeline = load_model(pipeline_project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"])
+    schema = Schema.load(pipeline_project / "data" / "prepared" / "schema.json")
+    test = pd.read_parquet(pipeline_project / "data" / "prepared" / "test.parquet")
+    types = [
+        (column, FloatTensorType([None, 1]) if column in schema.numeric_columns else StringTensorType([None, 1]))
+        for column in schema.feature_columns
+    ]
+    model = to_onnx(pipeline, initial_types=types, options={"zipmap": False})
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = {
+        column: test[[column]].to_numpy(dtype=np.float32 if column in schema.numeric_columns else object)
+        for column in schema.feature_columns
+    }
+    labels = session.run(None, inputs)[0]
+    assert (np.asarray(labels) == pipeline.predict(test[schema.feature_columns])).mean() > 0.98
