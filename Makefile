@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve bench clean
+.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlops_nb)" >/dev/null
 	touch $@
 
@@ -45,6 +45,8 @@ check-sync: install  ## the library is in sync with the notebooks, and the noteb
 
 test: install hooks check-sync lint  ## set up and run every test: notebook tests (nbdev-test) and pytest
 	$(BIN)/nbdev-test nbs/api --n-workers 2
+	$(BIN)/python -m mlops_nb.docs readme --check
+	$(MAKE) --no-print-directory chromium
 	$(BIN)/python -m pytest -q tests
 
 test-fast: install  ## the tests that do not run the whole pipeline
@@ -54,6 +56,18 @@ test-fast: install  ## the tests that do not run the whole pipeline
 lab: install  ## open JupyterLab on the project with the project's kernel
 	$(BIN)/python -m pip install --quiet -e ".[dev,lab]"
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+
+docs: install  ## build the docs site into _docs/ (sphinx-build -W); runs the pipeline first when reports/ is stale
+	$(BIN)/python -m mlops_nb.docs build --pipeline auto
+
+docs-serve: docs  ## build the docs site and serve it on http://127.0.0.1:8000
+	$(BIN)/python -m mlops_nb.docs serve --port 8000
+
+readme: install  ## regenerate README.md from nbs/index.ipynb
+	$(BIN)/python -m mlops_nb.docs readme
+
+chromium:  ## the headless browser of the docs test (Debian's chromium), installed when missing
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 bench: install  ## run the benchmarks in bench/ and print their ratios
 	$(BIN)/python bench/bench_pipeline.py

@@ -138,7 +138,8 @@ def _models_get(arguments: argparse.Namespace) -> int:
 
 
 def _models_reproduce(arguments: argparse.Namespace) -> int:
-    from mlops_nb.registry import RegistryError, reproduce
+    from mlops_nb.registry import RegistryError
+    from mlops_nb.reproduce import reproduce
 
     reproduction = reproduce(arguments.version, stage=arguments.stage, keep_worktree=arguments.keep)
     print(reproduction.summary())

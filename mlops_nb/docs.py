@@ -380,7 +380,21 @@ def runs_index(root: Path, stage_pages: Sequence[Page]) -> str:
     links = "\n".join(f"- [{page.source.stem}]({page_name(page.source)}.ipynb): `{page.source.relative_to(root)}`" for page in stage_pages)
     return text + f"\n## Stage reports\n\n{links}\n"
 
-# %% ../nbs/api/85_docs.ipynb #0632c81c
+# %% ../nbs/api/85_docs.ipynb #362a9da7
+_PLAIN_SHOW_DOC = """
+def _plain_show_doc(target, name):
+    import inspect
+    from IPython.display import Markdown
+    try:
+        signature = str(inspect.signature(target))
+    except (TypeError, ValueError):
+        signature = "()"
+    summary, _, details = (inspect.getdoc(target) or "").partition("\\n")
+    kind = "class" if inspect.isclass(target) else "def"
+    return Markdown(f"---\\n\\n### {name}\\n\\n```python\\n{kind} {name}{signature}\\n```\\n\\n*{summary}*\\n\\n{details.strip()}")
+"""
+
+
 def _execute_cells_processor(source: Path, *, skip_flags: Sequence[str], strict: bool) -> type:
     from execnb.shell import CaptureShell
     from fastcore.nbio import does_cell_eval, fm_default_eval, nb_frontmatter
@@ -401,6 +415,13 @@ def _execute_cells_processor(source: Path, *, skip_flags: Sequence[str], strict:
             with working_directory(source.parent):
                 self.shell.cell(cell)
             error, self.shell.exc = self.shell.exc, None
+            symbol = re.search(r"^show_doc\((.+)\)\s*$", cell.source, re.M)
+            if error is not None and symbol:
+                # show_doc evaluates annotations, which fails on names imported only for type checking.
+                logger.warning("%s: show_doc(%s) failed (%s); showing the unevaluated signature", source.name, symbol.group(1), error)
+                outputs = self.shell.run(f"{_PLAIN_SHOW_DOC}\n_plain_show_doc({symbol.group(1)}, {symbol.group(1)!r})")
+                error, self.shell.exc = self.shell.exc, None
+                cell.outputs = [output for output in outputs if output.get("output_type") != "stream"]
             if error is not None and strict:
                 raise DocsError(
                     f"{source}: cell {cell.idx_} failed while building the docs: {type(error).__name__}: {error}",
@@ -475,8 +496,9 @@ def _process_job(job: tuple[str, str, bool, str, tuple[str, ...], bool]) -> str:
     import warnings
 
     warnings.simplefilter("ignore")
+    started = time.perf_counter()
     process_notebook(Path(source), Path(destination), execute=execute, root=Path(root), skip_flags=skip_flags, strict=strict)
-    return destination
+    return f"{Path(source).name} in {time.perf_counter() - started:.1f} s"
 
 
 def _page_digest(page: Page, root: Path, library: Path) -> str:
@@ -503,8 +525,9 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     # By module name, so it pickles for the workers also under `python -m mlops_nb.docs` (where this is __main__).
     job_function = importlib.import_module("mlops_nb.docs")._process_job
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-        for (_, stamp, digest), _ in zip(jobs, executor.map(job_function, [job for job, _, _ in jobs]), strict=True):
+        for (_, stamp, digest), done in zip(jobs, executor.map(job_function, [job for job, _, _ in jobs]), strict=True):
             stamp.write_text(digest)
+            logger.debug("processed %s", done)
     return processed
 
 # %% ../nbs/api/85_docs.ipynb #1204bcff

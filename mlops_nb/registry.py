@@ -1,5 +1,5 @@
 """Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); a version's
-artifact and card fetched through DVC at its commit; exact reproduction of a version in a git worktree.
+artifact and card fetched through DVC at its commit.
 
 Docs: https://mlops-nb.github.io/mlops_nb/api/registry.html.md"""
 
@@ -13,22 +13,18 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .artifacts import load_model, untrusted_types
 from .config import ProjectPaths, project_paths
 from .data import _atomic_target, sha256_file, write_json
 from .errors import ArtifactError, MlopsNbError
-from .train import split_xy
-from .validate import Schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MODEL_ARTIFACT",
@@ -48,9 +44,6 @@ __all__ = [
     "render_card",
     "read_card",
     "get_model",
-    "Reproduction",
-    "count_different_predictions",
-    "reproduce",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,8 +51,7 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'MODEL_ARTIFACT', 'BUMPS', 'RECORD_PREFIX', 'RegistryError', 'parse_version', 'check_stage_name',
            'ModelVersion', 'list_versions', 'versions_table', 'find_version', 'next_version', 'register', 'promote',
-           'demote', 'version_card', 'render_card', 'read_card', 'get_model', 'count_different_predictions',
-           'Reproduction', 'reproduce']
+           'demote', 'version_card', 'render_card', 'read_card', 'get_model']
 
 # %% ../nbs/api/50_registry.ipynb #53ca100e
 MODEL_ARTIFACT = "model"
@@ -200,6 +192,8 @@ def list_versions(*, root: str | Path | None = None) -> list[ModelVersion]:
 
 def versions_table(versions: list[ModelVersion]) -> pd.DataFrame:
     """One row per version: stages, commit, model, test metrics, data sha256 and rows, dirty flag."""
+    import pandas as pd
+
     rows = []
     for found in versions:
         metrics = {name: value for name, value in found.record.get("metrics", {}).items() if name != "test_rows"}
@@ -567,129 +561,3 @@ def get_model(
     os.replace(page, out / "card.md")
     logger.info("wrote %s (%s, commit %s) to %s", paths.model.name, found.tag, found.commit[:7], out)
     return out
-
-# %% ../nbs/api/50_registry.ipynb #525e1e73
-def count_different_predictions(recorded: Any, reproduced: Any, X: pd.DataFrame) -> int:
-    """The rows of `X` on which two fitted pipelines predict differently (label or value, and class
-    probabilities), compared exactly."""
-    import numpy as np
-
-    different = np.asarray(recorded.predict(X)) != np.asarray(reproduced.predict(X))
-    if hasattr(recorded, "predict_proba") and hasattr(reproduced, "predict_proba"):
-        recorded_probabilities, reproduced_probabilities = recorded.predict_proba(X), reproduced.predict_proba(X)
-        if recorded_probabilities.shape != reproduced_probabilities.shape:
-            return len(X)
-        different |= (recorded_probabilities != reproduced_probabilities).any(axis=1)
-    return int(different.sum())
-
-
-@dataclass(frozen=True)
-class Reproduction:
-    """What `reproduce` found for one version."""
-
-    version: str
-    commit: str
-    recorded_metrics: dict[str, Any]
-    reproduced_metrics: dict[str, Any]
-    test_rows: int
-    different_predictions: int
-    test_split_identical: bool | None
-
-    @property
-    def metric_differences(self) -> dict[str, tuple[Any, Any]]:
-        names = sorted(set(self.recorded_metrics) | set(self.reproduced_metrics))
-        pairs = {name: (self.recorded_metrics.get(name), self.reproduced_metrics.get(name)) for name in names}
-        return {name: pair for name, pair in pairs.items() if pair[0] != pair[1]}
-
-    @property
-    def identical(self) -> bool:
-        return not self.metric_differences and self.different_predictions == 0 and self.test_split_identical is not False
-
-    def summary(self) -> str:
-        verdict = "identical" if self.identical else "NOT identical"
-        lines = [f"{MODEL_ARTIFACT}@{self.version} (commit {self.commit[:7]}) reproduced: {verdict}"]
-        for name in sorted(set(self.recorded_metrics) | set(self.reproduced_metrics)):
-            recorded, reproduced = self.recorded_metrics.get(name), self.reproduced_metrics.get(name)
-            lines.append(f"  {name:<20} recorded {recorded!s:<12} reproduced {reproduced!s:<12} {'same' if recorded == reproduced else 'DIFFERENT'}")
-        lines.append(f"  test predictions     {self.test_rows - self.different_predictions} of {self.test_rows} identical")
-        split = {True: "identical", False: "DIFFERENT", None: "not in the cache, not compared"}[self.test_split_identical]
-        lines.append(f"  test split           {split}")
-        return "\n".join(lines)
-
-# %% ../nbs/api/50_registry.ipynb #77c95731
-def _run_pipeline(worktree: Path, version: ModelVersion) -> None:
-    environment = dict(os.environ)
-    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
-    # The stages import mlops_nb: the version's own code, not the installed one.
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(worktree), environment.get("PYTHONPATH")]))
-    environment.pop("MLOPS_NB_ROOT", None)
-    environment.pop("MLOPS_NB_STAGE", None)
-    command = [sys.executable, "-m", "dvc", "repro", "--force", "--no-run-cache", "--no-commit", "--pull"]
-    logger.info("reproducing %s: `%s` in %s", version.tag, " ".join(command[2:]), worktree)
-    result = subprocess.run(command, cwd=worktree, env=environment, capture_output=True, text=True)
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RegistryError(
-            f"{version.tag}: `dvc repro` failed in a worktree of commit {version.commit[:7]}: {detail}",
-            hint="rerun with --keep to inspect the worktree, or run `dvc repro` after `git checkout` of that commit",
-        )
-
-
-def _share_cache(root: Path, worktree: Path) -> None:
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        cache_dir = repo.cache.local_cache_dir
-    local_config = root / ".dvc" / "config.local"
-    if local_config.is_file():
-        shutil.copy2(local_config, worktree / ".dvc" / "config.local")
-    with Repo(str(worktree)) as repo, repo.config.edit("local") as config:
-        config.setdefault("cache", {})["dir"] = cache_dir
-
-# %% ../nbs/api/50_registry.ipynb #7d814785
-def reproduce(
-    version: str | None = None, *, stage: str | None = None, root: str | Path | None = None, keep_worktree: bool = False
-) -> Reproduction:
-    """Rerun the whole pipeline at a version's commit in a temporary git worktree and compare its test metrics
-    and test-set predictions with the registered ones."""
-    paths = project_paths(root)
-    found = find_version(version, stage=stage, root=paths.root)
-    filesystem = _dvc_filesystem(paths.root, found.commit)
-    recorded_metrics = found.record.get("metrics") or json.loads(_read_text(filesystem, found, _relative(paths, paths.metrics)))
-    recorded_card = json.loads(_read_text(filesystem, found, _relative(paths, paths.card)))
-    folder = Path(tempfile.mkdtemp(prefix=f"mlops-nb-reproduce-{found.version}-"))
-    worktree = folder / paths.root.name
-    _git(paths.root, "worktree", "add", "--detach", str(worktree), found.commit)
-    try:
-        recorded_model_path = folder / f"recorded-{paths.model.name}"
-        _fetch(filesystem, found, _relative(paths, paths.model), recorded_model_path)
-        _verify(recorded_model_path, found, recorded_card, _relative(paths, paths.model))
-        _share_cache(paths.root, worktree)
-        _run_pipeline(worktree, found)
-        work = project_paths(worktree)
-        reproduced_card = json.loads(work.card.read_text(encoding="utf-8"))
-        recorded_model = load_model(recorded_model_path, expected_sha256=sha256_file(recorded_model_path))
-        reproduced_model = load_model(work.model, expected_sha256=reproduced_card["artifact"]["sha256"])
-        X, _ = split_xy(pd.read_parquet(work.test_data), Schema.load(work.schema))
-        recorded_split = folder / f"recorded-{work.test_data.name}"
-        try:
-            _fetch(filesystem, found, _relative(paths, paths.test_data), recorded_split)
-            split_identical = sha256_file(recorded_split) == sha256_file(work.test_data)
-        except RegistryError as error:
-            logger.warning("test split not compared: %s", error.message)
-            split_identical = None
-        return Reproduction(
-            version=found.version,
-            commit=found.commit,
-            recorded_metrics=recorded_metrics,
-            reproduced_metrics=json.loads(work.metrics.read_text(encoding="utf-8")),
-            test_rows=len(X),
-            different_predictions=count_different_predictions(recorded_model, reproduced_model, X),
-            test_split_identical=split_identical,
-        )
-    finally:
-        if keep_worktree:
-            logger.info("kept the worktree at %s (remove it with `git worktree remove --force %s`)", worktree, worktree)
-        else:
-            _git(paths.root, "worktree", "remove", "--force", str(worktree))
-            shutil.rmtree(folder, ignore_errors=True)

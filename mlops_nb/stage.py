@@ -8,7 +8,6 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/stage.html.md"""
 # %% ../nbs/api/80_stage.ipynb #0fa18c8a
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
