@@ -555,7 +555,8 @@ def ensure_reports(root: Path, *, policy: str = "auto") -> bool:
         raise DocsError(f"pipeline policy {policy!r} is unknown", hint="use auto, missing or never")
     if policy == "never":
         return False
-    missing = not (root / "reports" / "metrics.json").exists()
+    reports = root / "reports"
+    missing = not (reports / "metrics.json").exists() or not any(reports.glob("*.ipynb"))
     if not (missing or (policy == "auto" and reports_stale(root))):
         return False
     logger.info("running the pipeline (dvc repro) so the Latest run pages are current")

@@ -60,11 +60,11 @@ def _paths(entries: list) -> set[str]:
     return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries or []}
 
 
-def test_notebooks_touch_exactly_their_deps_and_outs(pipeline_project: Path, tmp_path: Path) -> None:
+def test_notebooks_touch_exactly_their_deps_and_outs(fresh_run: Path, tmp_path: Path) -> None:
     """Run every stage in order with an audit hook: each file it touches is declared, each declared file is touched."""
     for name, stage in STAGES.items():
         record = tmp_path / f"{name}.json"
-        run([sys.executable, str(REPO_ROOT / "tests" / "audit_stage.py"), str(pipeline_project), name, str(record)], pipeline_project)
+        run([sys.executable, str(REPO_ROOT / "tests" / "audit_stage.py"), str(fresh_run), name, str(record)], fresh_run)
         seen = json.loads(record.read_text())
         deps, outs = _paths(stage.get("deps")), _paths(stage.get("outs")) | _paths(stage.get("metrics")) | _paths(stage.get("plots"))
         declared = deps | outs | {"params.yaml", "dvc.yaml"}
