@@ -464,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--large-repeats", type=int, default=1, help="repeats of the large-data measurement (default 1)"
     )
+    parser.add_argument("--large-only", action="store_true", help="run only the large synthetic data set")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-stage and import breakdown")
     parser.add_argument(
         "--omp-threads",
@@ -487,10 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        full = bench_full(work, arguments.repeats, report)
-        bench_changed_param(work, full["project"], full["bare_project"], arguments.repeats, report)
-        bench_noop(full["project"], max(5, arguments.repeats), report)
-        if not arguments.no_breakdown:
+        if not arguments.large_only:
+            full = bench_full(work, arguments.repeats, report)
+            bench_changed_param(work, full["project"], full["bare_project"], arguments.repeats, report)
+            bench_noop(full["project"], max(5, arguments.repeats), report)
+        if not (arguments.no_breakdown or arguments.large_only):
             bench_stages(work, full, arguments.repeats)
             bench_imports(arguments.repeats)
         if not arguments.quick:

@@ -33,13 +33,14 @@ __all__ = [
     "plot_residuals",
     "plot_importances",
     "save_figure",
+    "show_figure",
 ]
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'compute_metrics', 'confusion_rows', 'roc_points', 'residual_rows', 'feature_importances',
-           'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances', 'save_figure']
+           'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances', 'save_figure', 'show_figure']
 
 # %% ../nbs/api/40_evaluate.ipynb #e4c6631c
 def _probabilities(pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray | None:
@@ -192,3 +193,10 @@ def save_figure(figure, path: str | Path) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def show_figure(figure, path: str | Path):
+    """Save `figure` to `path` (as `save_figure`) and return the saved PNG for display, rendered only once."""
+    from IPython.display import Image
+
+    return Image(filename=str(save_figure(figure, path)))

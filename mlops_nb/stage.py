@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -106,7 +107,18 @@ def make_deterministic(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode
             cell.id = f"cell-{index}"
     return notebook
 
-# %% ../nbs/api/80_stage.ipynb #1bb40d69
+# %% ../nbs/api/80_stage.ipynb #a3ef36df
+_PYPLOT = re.compile(r"\bplt\b|pyplot|seaborn|%matplotlib|\.plot\(|\.hist\(")
+
+
+def _figure_png(figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
 class InProcessEngine(Engine):
     """A papermill engine that executes the cells in this process with execnb's `CaptureShell`."""
 
@@ -121,7 +133,11 @@ class InProcessEngine(Engine):
         cls.last_notebook = nb_man.nb
         package_logger = logging.getLogger("mlops_nb")
         saved_logging = (package_logger.handlers[:], package_logger.level, package_logger.propagate)
-        shell = CaptureShell(mpl_format="png")
+        uses_pyplot = any(_PYPLOT.search(cell.source) for cell in nb_man.nb.cells if cell.cell_type == "code")
+        shell = CaptureShell(mpl_format="png" if uses_pyplot else None)
+        if not uses_pyplot:
+            # Render Figure objects a cell displays without importing pyplot (about 0.5 s a stage).
+            shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", _figure_png)
         shell.set_path(Path.cwd())
         try:
             for index, cell in enumerate(nb_man.nb.cells):

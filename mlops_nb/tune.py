@@ -27,13 +27,23 @@ from .models import make_model
 from .train import build_pipeline, cv_splitter
 from .validate import Schema
 
-__all__ = ["default_metric", "check_search_space", "space", "make_objective", "make_storage", "run_study", "trials_frame", "tuning_summary"]
+__all__ = [
+    "default_metric",
+    "check_search_space",
+    "space",
+    "make_objective",
+    "make_storage",
+    "run_study",
+    "trials_frame",
+    "tuning_summary",
+    "plot_tuning_history",
+]
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'default_metric', 'check_search_space', 'space', 'make_objective', 'make_storage', 'run_study',
-           'trials_frame', 'tuning_summary']
+           'trials_frame', 'tuning_summary', 'plot_tuning_history']
 
 # %% ../nbs/api/31_tune.ipynb #d15571a0
 def default_metric(task: str, metric: str = "auto") -> str:
@@ -203,3 +213,17 @@ def tuning_summary(study: optuna.Study, *, model_name: str, metric: str) -> dict
         "n_pruned": states.count(optuna.trial.TrialState.PRUNED),
         "n_complete": states.count(optuna.trial.TrialState.COMPLETE),
     }
+
+
+def plot_tuning_history(trials: pd.DataFrame, *, metric: str):
+    """Each trial's score and the best so far, from `trials_frame`."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.5), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    complete = trials[trials.state == "complete"]
+    axes.plot(complete.trial, complete.value, "o", label="trial")
+    axes.plot(trials.trial, trials.best, "-", label="best so far")
+    axes.set(xlabel="trial", ylabel=metric, title=f"{metric} by trial")
+    axes.legend(loc="lower right")
+    return figure
