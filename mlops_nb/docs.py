@@ -521,6 +521,8 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     if not jobs:
         return processed
     logger.info("processing %d notebook(s) with nbdev (%d unchanged)", len(jobs), len(pages) - len(jobs))
+    # Tutorials run whole pipelines: start them first, so the short library notebooks fill the other worker.
+    jobs.sort(key=lambda job: Path(job[0][0]).parent.name != "tutorials")
     workers = max(1, min(workers, len(jobs)))
     # By module name, so it pickles for the workers also under `python -m mlops_nb.docs` (where this is __main__).
     job_function = importlib.import_module("mlops_nb.docs")._process_job
