@@ -9,12 +9,11 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/artifacts.html.md"""
 from __future__ import annotations
 
 import logging
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from .data import _atomic_target, sha256_file
+from .data import atomic_path, sha256_file
 from .errors import ArtifactError
 
 __all__ = ["EXTRA_TRUSTED_TYPES", "save_model", "load_model", "untrusted_types"]
@@ -50,13 +49,8 @@ def save_model(model: Any, path: str | Path) -> str:
     """Write `model` to `path` with skops, atomically; return the file's sha256."""
     import skops.io
 
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
+    with atomic_path(path) as temporary:
         skops.io.dump(model, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return sha256_file(path)
 
 

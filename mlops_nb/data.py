@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +23,13 @@ import pandas as pd
 
 from .errors import DataSourceError
 
-__all__ = ["SAMPLES", "Lineage", "read_source", "sha256_file", "write_parquet", "write_json", "write_csv"]
+__all__ = ["SAMPLES", "Lineage", "read_source", "sha256_file", "atomic_path", "write_parquet", "write_json", "write_csv"]
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_source', 'write_parquet', 'write_json', 'write_csv']
+__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_source', 'atomic_path', 'write_parquet', 'write_json',
+           'write_csv']
 
 # %% ../nbs/api/10_data.ipynb #125b35cf
 SAMPLES = {
@@ -248,44 +251,41 @@ def read_source(source: str, *, query: str | None = None, root: str | Path = "."
     return frame, lineage
 
 # %% ../nbs/api/10_data.ipynb #6fb404ee
-def _atomic_target(path: Path):
+def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     return Path(temporary)
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write `frame` to Parquet atomically (no index)."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed to `path` only when the block succeeds."""
     path = Path(path)
     temporary = _atomic_target(path)
     try:
-        frame.to_parquet(temporary, index=False)
+        yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return path
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` to Parquet atomically (no index)."""
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
+    return Path(path)
 
 
 def write_json(data: Any, path: str | Path) -> Path:
     """Write `data` as indented, key-sorted JSON atomically."""
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
+    with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write `frame` as CSV (no index) atomically."""
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
+    with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)

@@ -9,7 +9,6 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/evaluate.html.md"""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from sklearn import metrics as skmetrics
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from .data import _atomic_target
+from .data import atomic_path
 from .validate import Schema
 
 __all__ = [
@@ -185,14 +184,9 @@ def plot_importances(frame: pd.DataFrame):
 
 def save_figure(figure, path: str | Path) -> Path:
     """Save `figure` as PNG atomically, without metadata that changes between runs."""
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", metadata={"Software": None})
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def show_figure(figure, path: str | Path):

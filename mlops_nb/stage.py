@@ -279,14 +279,10 @@ def run_stage(
                 os.environ[key] = value
     notebook.metadata.papermill["input_path"] = _relative(notebook_path, root)
     make_deterministic(notebook)
-    from mlops_nb.data import _atomic_target
+    from mlops_nb.data import atomic_path
 
-    temporary = _atomic_target(report_path)
-    try:
+    with atomic_path(report_path) as temporary:
         nbformat.write(notebook, str(temporary))
-        os.replace(temporary, report_path)
-    finally:
-        temporary.unlink(missing_ok=True)
     failed_path.unlink(missing_ok=True)  # from an earlier failed run
     logger.info("stage %s: done in %.1f s -> %s", name, time.perf_counter() - started, _relative(report_path, root))
     return report_path
