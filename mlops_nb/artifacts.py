@@ -16,8 +16,6 @@ from typing import Any
 from .data import atomic_path, sha256_file
 from .errors import ArtifactError
 
-__all__ = ["EXTRA_TRUSTED_TYPES", "save_model", "load_model", "untrusted_types"]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

@@ -17,8 +17,6 @@ from pathlib import Path
 from . import __version__
 from .errors import MlopsNbError
 
-__all__ = ["build_parser", "main"]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

@@ -18,25 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError, ProjectError
 
-__all__ = [
-    "PARAMS_FILE",
-    "find_project_root",
-    "DataParams",
-    "PrepareParams",
-    "FeaturesParams",
-    "SearchDimension",
-    "TuneParams",
-    "TrainParams",
-    "EvaluateParams",
-    "Params",
-    "SECTIONS",
-    "parse_section",
-    "load_params",
-    "read_yaml",
-    "ProjectPaths",
-    "project_paths",
-]
-
 logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.yaml"

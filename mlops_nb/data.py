@@ -23,8 +23,6 @@ import pandas as pd
 
 from .errors import DataSourceError
 
-__all__ = ["SAMPLES", "Lineage", "read_source", "sha256_file", "atomic_path", "write_parquet", "write_json", "write_csv"]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

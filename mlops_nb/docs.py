@@ -34,32 +34,6 @@ import yaml
 
 from .errors import MlopsNbError
 
-__all__ = [
-    "DocsError",
-    "split_cell_options",
-    "option_tags",
-    "strip_pandoc_attributes",
-    "heading_slugs",
-    "split_title_cell",
-    "to_myst",
-    "notebook_markdown",
-    "page_name",
-    "Page",
-    "collect_pages",
-    "LinkRewriter",
-    "rewrite_links",
-    "runs_index",
-    "process_notebook",
-    "reports_stale",
-    "ensure_reports",
-    "build_site",
-    "render_readme",
-    "write_readme",
-    "check_readme",
-    "serve",
-    "main",
-]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

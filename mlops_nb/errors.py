@@ -7,18 +7,6 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/errors.html.md"""
 # %% ../nbs/api/00_errors.ipynb #1c556dc5
 from __future__ import annotations
 
-__all__ = [
-    "MlopsNbError",
-    "ProjectError",
-    "ConfigError",
-    "DataSourceError",
-    "DataValidationError",
-    "ModelConfigError",
-    "SearchSpaceError",
-    "ArtifactError",
-    "StageError",
-]
-
 # %% auto #0
 __all__ = ['MlopsNbError', 'ProjectError', 'ConfigError', 'DataSourceError', 'DataValidationError', 'ModelConfigError',
            'SearchSpaceError', 'ArtifactError', 'StageError']

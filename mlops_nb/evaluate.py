@@ -21,20 +21,6 @@ from sklearn.pipeline import Pipeline
 from .data import atomic_path
 from .validate import Schema
 
-__all__ = [
-    "compute_metrics",
-    "confusion_rows",
-    "roc_points",
-    "residual_rows",
-    "feature_importances",
-    "plot_confusion_matrix",
-    "plot_roc",
-    "plot_residuals",
-    "plot_importances",
-    "save_figure",
-    "show_figure",
-]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

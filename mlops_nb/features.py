@@ -18,8 +18,6 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, Sta
 from .config import FeaturesParams
 from .validate import Schema
 
-__all__ = ["SCALERS", "make_feature_pipeline", "output_feature_names"]
-
 logger = logging.getLogger(__name__)
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}

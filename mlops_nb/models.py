@@ -17,8 +17,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from .errors import ModelConfigError
 
-__all__ = ["ModelSpec", "MODEL_ZOO", "available_models", "make_model"]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -20,31 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from .artifacts import load_model, untrusted_types
 from .config import ProjectPaths, project_paths
-from .data import _atomic_target, sha256_file, write_json
+from .data import atomic_path, sha256_file, write_json
 from .errors import ArtifactError, MlopsNbError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-__all__ = [
-    "MODEL_ARTIFACT",
-    "BUMPS",
-    "RegistryError",
-    "parse_version",
-    "check_stage_name",
-    "ModelVersion",
-    "list_versions",
-    "versions_table",
-    "find_version",
-    "next_version",
-    "register",
-    "promote",
-    "demote",
-    "version_card",
-    "render_card",
-    "read_card",
-    "get_model",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -547,17 +526,12 @@ def get_model(
     filesystem = _dvc_filesystem(paths.root, found.commit)
     card = json.loads(_read_text(filesystem, found, _relative(paths, paths.card)))
     target = out / paths.model.name
-    temporary = _atomic_target(target)
-    try:
+    with atomic_path(target) as temporary:
         _fetch(filesystem, found, _relative(paths, paths.model), temporary)
         _verify(temporary, found, card, _relative(paths, paths.model))
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     full_card = version_card(card, found)
     write_json(full_card, out / "card.json")
-    page = _atomic_target(out / "card.md")
-    page.write_text(render_card(full_card), encoding="utf-8")
-    os.replace(page, out / "card.md")
+    with atomic_path(out / "card.md") as page:
+        page.write_text(render_card(full_card), encoding="utf-8")
     logger.info("wrote %s (%s, commit %s) to %s", paths.model.name, found.tag, found.commit[:7], out)
     return out

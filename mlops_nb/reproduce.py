@@ -28,8 +28,6 @@ from .registry import MODEL_ARTIFACT, ModelVersion, RegistryError, find_version
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Reproduction", "count_different_predictions", "reproduce"]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0
@@ -140,7 +138,7 @@ def reproduce(
         _run_pipeline(worktree, found)
         work = project_paths(worktree)
         reproduced_card = json.loads(work.card.read_text(encoding="utf-8"))
-        recorded_model = load_model(recorded_model_path, expected_sha256=sha256_file(recorded_model_path))
+        recorded_model = load_model(recorded_model_path)
         reproduced_model = load_model(work.model, expected_sha256=reproduced_card["artifact"]["sha256"])
         X, _ = split_xy(pd.read_parquet(work.test_data), Schema.load(work.schema))
         recorded_split = folder / f"recorded-{work.test_data.name}"

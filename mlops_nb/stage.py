@@ -22,20 +22,6 @@ from papermill.engines import Engine, NBClientEngine, papermill_engines
 from .config import PARAMS_FILE, find_project_root, read_yaml
 from .errors import ProjectError, StageError
 
-__all__ = [
-    "PIPELINES_DIR",
-    "REPORTS_DIR",
-    "ENGINES",
-    "read_stages",
-    "stage_parameters",
-    "flatten_parameters",
-    "make_deterministic",
-    "InProcessEngine",
-    "KernelEngine",
-    "configure_notebook_logging",
-    "run_stage",
-]
-
 logger = logging.getLogger(__name__)
 
 PIPELINES_DIR = "nbs/pipelines"
@@ -122,14 +108,12 @@ def _figure_png(figure) -> bytes:
 class InProcessEngine(Engine):
     """A papermill engine that executes the cells in this process with execnb's `CaptureShell`."""
 
-    last_exception: BaseException | None = None
     last_notebook: nbformat.NotebookNode | None = None
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, execution_timeout=None, **kwargs):
         from execnb.shell import CaptureShell
 
-        cls.last_exception = None
         cls.last_notebook = nb_man.nb
         package_logger = logging.getLogger("mlops_nb")
         saved_logging = (package_logger.handlers[:], package_logger.level, package_logger.propagate)
@@ -149,7 +133,6 @@ class InProcessEngine(Engine):
                 cell.outputs = [nbformat.from_dict(output) for output in outputs]
                 cell.execution_count = shell.execution_count - 1
                 if shell.exc is not None:
-                    cls.last_exception = shell.exc
                     nb_man.cell_exception(cell, index, exception=shell.exc)
                     nb_man.cell_complete(cell, index)
                     break

@@ -26,17 +26,6 @@ from .features import make_feature_pipeline
 from .models import make_model
 from .validate import Schema
 
-__all__ = [
-    "split_xy",
-    "build_pipeline",
-    "cv_splitter",
-    "scorers",
-    "cross_validate_pipeline",
-    "library_versions",
-    "git_state",
-    "model_card",
-]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

@@ -27,18 +27,6 @@ from .models import make_model
 from .train import build_pipeline, cv_splitter
 from .validate import Schema
 
-__all__ = [
-    "default_metric",
-    "check_search_space",
-    "space",
-    "make_objective",
-    "make_storage",
-    "run_study",
-    "trials_frame",
-    "tuning_summary",
-    "plot_tuning_history",
-]
-
 logger = logging.getLogger(__name__)
 
 # %% auto #0

@@ -20,18 +20,6 @@ from pydantic import BaseModel
 
 from .errors import DataValidationError
 
-__all__ = [
-    "ColumnSchema",
-    "Schema",
-    "infer_task",
-    "check_dataset",
-    "infer_schema",
-    "clean",
-    "quality_report",
-    "split_train_test",
-    "MIN_ROWS",
-]
-
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = 10
