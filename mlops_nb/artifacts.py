@@ -26,6 +26,7 @@ EXTRA_TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "mlops_nb.features.ColumnwiseImputer",
 )
 
 

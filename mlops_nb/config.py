@@ -76,6 +76,10 @@ class FeaturesParams(_Section):
     numeric_impute: Literal["mean", "median", "most_frequent"] = "median"
     scale: Literal["standard", "minmax", "robust", "none"] = "standard"
     categorical_impute: Literal["most_frequent", "constant"] = "most_frequent"
+    # one_hot: a 0/1 column per category (every model); ordinal: one column of category codes, for tree models,
+    # which split on codes as well as on 0/1 columns: on large data a fraction of the memory and time.
+    categorical_encoding: Literal["one_hot", "ordinal"] = "one_hot"
+    # Categories beyond the most frequent N are grouped as "infrequent" (either encoding).
     one_hot_max_categories: int | None = Field(None, ge=2)
 
 # %% ../nbs/api/01_config.ipynb #64dd3c1a

@@ -26,8 +26,8 @@ from .errors import DataSourceError
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_source', 'atomic_path', 'write_parquet', 'write_json',
-           'write_csv']
+__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_parquet', 'read_source', 'atomic_path', 'write_parquet',
+           'write_json', 'write_csv']
 
 # %% ../nbs/api/10_data.ipynb #125b35cf
 SAMPLES = {
@@ -125,7 +125,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        return read_parquet(path)
     except Exception as error:  # pyarrow raises several unrelated types for a corrupt file
         raise DataSourceError(
             f"data.source: file '{path}' is not a readable Parquet file ({type(error).__name__}: {error})",
@@ -157,6 +157,23 @@ def _read_file(source: str, root: Path) -> tuple[pd.DataFrame, Path]:
         f"data.source: file '{path}' has an unsupported type '{suffix}'",
         hint="use .csv, .tsv or .parquet",
     )
+
+# %% ../nbs/api/10_data.ipynb #c2e1a7c9
+def read_parquet(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read the Parquet file at `path` (all columns, or `columns`) column by column: the same frame as
+    `pd.read_parquet`, with a peak memory of the frame plus one column instead of about three frames."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names if columns is None else list(columns)
+    if not names or len(set(names)) < len(names):  # nothing to split, or names pandas cannot key a dict by
+        return pd.read_parquet(path, columns=columns)
+    frame = pd.DataFrame(
+        {name: parquet.read(columns=[name], use_threads=False).to_pandas()[name] for name in names}, copy=False
+    )
+    pa.default_memory_pool().release_unused()
+    return frame
 
 # %% ../nbs/api/10_data.ipynb #72d62141
 def _is_sql_url(source: str) -> bool:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
 
 from .config import FeaturesParams
 from .validate import Schema
@@ -22,8 +23,36 @@ logger = logging.getLogger(__name__)
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
 
+
+class ColumnwiseImputer(SimpleImputer):
+    """scikit-learn's `SimpleImputer`, fitted one column at a time: the same statistics and the same transform.
+
+    `SimpleImputer` computes a median with numpy's masked arrays, which sort a copy of the whole matrix and keep
+    its argsort and a reordered copy beside it: four times the numeric data at once, the largest allocation of a
+    training run on a million rows. One column at a time, the extra memory is one column's worth. (Other strategies
+    are left to `SimpleImputer`: a mean summed column by column could differ in the last bit.)
+    """
+
+    def _dense_fit(self, X, strategy, missing_values, fill_value):  # noqa: ANN001, ANN202 (scikit-learn's hook)
+        if strategy != "median" or self.add_indicator or X.shape[1] < 2:
+            return super()._dense_fit(X, strategy, missing_values, fill_value)
+        return np.concatenate(
+            [super(ColumnwiseImputer, self)._dense_fit(X[:, [j]], strategy, missing_values, fill_value) for j in range(X.shape[1])]
+        )
+
+
+def register_onnx_converter() -> None:
+    """Tell skl2onnx to convert `ColumnwiseImputer` as the `SimpleImputer` it is (call before `skl2onnx.to_onnx`)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+
+    update_registered_converter(
+        ColumnwiseImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, convert_sklearn_imputer
+    )
+
 # %% auto #0
-__all__ = ['logger', 'SCALERS', 'make_feature_pipeline', 'output_feature_names']
+__all__ = ['logger', 'SCALERS', 'ColumnwiseImputer', 'register_onnx_converter', 'make_feature_pipeline', 'output_feature_names']
 
 # %% ../nbs/api/20_features.ipynb #a5fdb025
 def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = None) -> ColumnTransformer:
@@ -36,7 +65,7 @@ def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = Non
     transformers = []
     if schema.numeric_columns:
         # The imputer already returns a new array, so the scaler may work in place: one copy less on large data.
-        numeric_steps = [("impute", SimpleImputer(strategy=params.numeric_impute))]
+        numeric_steps = [("impute", ColumnwiseImputer(strategy=params.numeric_impute))]
         if params.scale != "none":
             numeric_steps.append(("scale", SCALERS[params.scale](copy=False)))
         transformers.append(("numeric", Pipeline(numeric_steps), schema.numeric_columns))
@@ -46,13 +75,23 @@ def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = Non
             strategy=params.categorical_impute,
             fill_value="missing" if params.categorical_impute == "constant" else None,
         )
-        encoder = OneHotEncoder(
-            handle_unknown="infrequent_if_exist" if params.one_hot_max_categories else "ignore",
-            max_categories=params.one_hot_max_categories,
-            sparse_output=False,
-        )
+        if params.categorical_encoding == "ordinal":
+            # An unknown category gets the code -1, below every known one.
+            encoder = OrdinalEncoder(
+                handle_unknown="use_encoded_value", unknown_value=-1, max_categories=params.one_hot_max_categories
+            )
+        else:
+            encoder = OneHotEncoder(
+                handle_unknown="infrequent_if_exist" if params.one_hot_max_categories else "ignore",
+                max_categories=params.one_hot_max_categories,
+                sparse_output=False,
+            )
         transformers.append(
-            ("categorical", Pipeline([("impute", imputer), ("one_hot", encoder)]), schema.categorical_columns)
+            (
+                "categorical",
+                Pipeline([("impute", imputer), (params.categorical_encoding, encoder)]),
+                schema.categorical_columns,
+            )
         )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 

@@ -172,9 +172,13 @@ def _column_kind(column: pd.Series) -> Literal["numeric", "categorical"] | None:
 
 def clean(frame: pd.DataFrame, *, target: str, drop_duplicates: bool = True) -> pd.DataFrame:
     """Drop unlabelled (and duplicate) rows, make numerics `float64` and categoricals text with `""` for missing."""
-    cleaned = frame[frame[target].notna()]
+    # Each filter copies every column, so rows are only filtered when there is something to drop.
+    labelled = frame[target].notna()
+    cleaned = frame if labelled.all() else frame[labelled]
     if drop_duplicates:
-        cleaned = cleaned.drop_duplicates()
+        duplicated = cleaned.duplicated()
+        if duplicated.any():
+            cleaned = cleaned[~duplicated]
     columns = {}
     for name in cleaned.columns:
         column = cleaned[name]
@@ -186,7 +190,8 @@ def clean(frame: pd.DataFrame, *, target: str, drop_duplicates: bool = True) -> 
         else:
             # pandas' text dtype all the way: an object round trip would double the memory on large data
             columns[name] = column.astype("str").fillna("").str.strip()
-    return pd.DataFrame(columns, index=cleaned.index).reset_index(drop=True)
+    # copy=False: the columns are not copied again into one consolidated block (a second copy of the numbers).
+    return pd.DataFrame(columns, index=cleaned.index, copy=False).reset_index(drop=True)
 
 
 def infer_schema(frame: pd.DataFrame, *, target: str, task: Literal["classification", "regression"]) -> Schema:

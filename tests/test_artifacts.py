@@ -14,7 +14,11 @@ from mlops_nb.train import build_pipeline, split_xy
 from mlops_nb.validate import clean, infer_schema
 
 DATA = {"classification": ("sample:penguins", "species"), "regression": ("sample:diabetes", "target")}
-FEATURES = [FeaturesParams(), FeaturesParams(scale="robust", categorical_impute="constant", one_hot_max_categories=2)]
+FEATURES = [
+    FeaturesParams(),
+    FeaturesParams(scale="robust", categorical_impute="constant", one_hot_max_categories=2),
+    FeaturesParams(numeric_impute="mean", categorical_encoding="ordinal", one_hot_max_categories=2),
+]
 SMALL = {"random_forest": {"n_estimators": 3}, "extra_trees": {"n_estimators": 3}, "hist_gradient_boosting": {"max_iter": 5}}
 
 

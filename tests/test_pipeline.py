@@ -136,18 +136,15 @@ def test_stage_with_a_jupyter_kernel_engine(fresh_run: Path) -> None:
     assert any(cell.get("outputs") for cell in report.cells if cell.cell_type == "code")
 
 
-def test_fitted_pipeline_converts_to_onnx(pipeline_project: Path) -> None:
+def onnx_agreement(pipeline: object, schema: object, test: pd.DataFrame) -> float:
+    """The share of `test` rows on which the pipeline converted by skl2onnx, run by onnxruntime, predicts as it does."""
     import onnxruntime
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    from mlops_nb.artifacts import load_model
-    from mlops_nb.validate import Schema
+    from mlops_nb.features import register_onnx_converter
 
-    card = json.loads((pipeline_project / "models" / "card.json").read_text())
-    pipeline = load_model(pipeline_project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"])
-    schema = Schema.load(pipeline_project / "data" / "prepared" / "schema.json")
-    test = pd.read_parquet(pipeline_project / "data" / "prepared" / "test.parquet")
+    register_onnx_converter()
     types = [
         (column, FloatTensorType([None, 1]) if column in schema.numeric_columns else StringTensorType([None, 1]))
         for column in schema.feature_columns
@@ -159,4 +156,34 @@ def test_fitted_pipeline_converts_to_onnx(pipeline_project: Path) -> None:
         for column in schema.feature_columns
     }
     labels = session.run(None, inputs)[0]
-    assert (np.asarray(labels) == pipeline.predict(test[schema.feature_columns])).mean() > 0.98
+    return float((np.asarray(labels) == pipeline.predict(test[schema.feature_columns])).mean())
+
+
+def test_fitted_pipeline_converts_to_onnx(pipeline_project: Path) -> None:
+    from mlops_nb.artifacts import load_model
+    from mlops_nb.validate import Schema
+
+    card = json.loads((pipeline_project / "models" / "card.json").read_text())
+    pipeline = load_model(pipeline_project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"])
+    schema = Schema.load(pipeline_project / "data" / "prepared" / "schema.json")
+    test = pd.read_parquet(pipeline_project / "data" / "prepared" / "test.parquet")
+    assert onnx_agreement(pipeline, schema, test) > 0.98
+
+
+def test_ordinal_encoding_converts_to_onnx(pipeline_project: Path) -> None:
+    from mlops_nb.config import FeaturesParams
+    from mlops_nb.train import build_pipeline, split_xy
+    from mlops_nb.validate import Schema
+
+    schema = Schema.load(pipeline_project / "data" / "prepared" / "schema.json")
+    train = pd.read_parquet(pipeline_project / "data" / "prepared" / "train.parquet")
+    test = pd.read_parquet(pipeline_project / "data" / "prepared" / "test.parquet")
+    pipeline = build_pipeline(
+        schema,
+        model_name="random_forest",
+        hyperparameters={"n_estimators": 30},
+        features=FeaturesParams(categorical_encoding="ordinal"),
+    ).fit(*split_xy(train, schema))
+    assert pipeline.named_steps["features"].named_transformers_["categorical"].steps[-1][0] == "ordinal"
+    # An island the model never saw is coded -1 and still converts and predicts.
+    assert onnx_agreement(pipeline, schema, pd.concat([test, test.head(3).assign(island="Atlantis")])) > 0.98
