@@ -36,9 +36,8 @@ class ColumnwiseImputer(SimpleImputer):
     def _dense_fit(self, X, strategy, missing_values, fill_value):  # noqa: ANN001, ANN202 (scikit-learn's hook)
         if strategy != "median" or self.add_indicator or X.shape[1] < 2:
             return super()._dense_fit(X, strategy, missing_values, fill_value)
-        return np.concatenate(
-            [super(ColumnwiseImputer, self)._dense_fit(X[:, [j]], strategy, missing_values, fill_value) for j in range(X.shape[1])]
-        )
+        fit_column = super()._dense_fit
+        return np.concatenate([fit_column(X[:, [j]], strategy, missing_values, fill_value) for j in range(X.shape[1])])
 
 
 def register_onnx_converter() -> None:

@@ -206,8 +206,8 @@ def return_freed_memory() -> bool:
     glibc raises its mmap threshold each time a large array is freed, so later arrays of up to 32 MB come from the
     heap, which keeps freed pages for reuse: after the cross-validation cell on a million rows, a stage holds a few
     hundred megabytes it no longer uses, and the next cell's peak grows by as much. Arrow's allocator is asked to do
-    the same. The in-process engine calls this after every cell. (A fixed `MALLOC_TRIM_THRESHOLD_`, as Dask sets for its workers, trims on every free instead:
-    measured here, it made the large-data stages 10 to 20% slower.)
+    the same. The in-process engine calls this after every cell. (A fixed `MALLOC_TRIM_THRESHOLD_`, as Dask sets for
+    its workers, trims on every free instead: measured here, it made the large-data stages 10 to 20% slower.)
     """
     import ctypes
     import platform
