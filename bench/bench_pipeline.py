@@ -92,7 +92,7 @@ IMPORTS = {
 @dataclass
 class Run:
     seconds: float
-    peak_rss: int  # bytes: the largest resident set of the process and of every descendant it waited for
+    peak_rss: int  # bytes: the largest RSS of the command and of every process under it (0: not measured)
     lines: list[tuple[float, str]]  # (seconds since the start, line) of stdout and stderr together
 
     @property
@@ -100,11 +100,16 @@ class Run:
         return "\n".join(line for _, line in self.lines)
 
 
-def run(command: Sequence[str], cwd: Path, *, label: str = "") -> Run:
-    """Run `command`, fail loudly on a non-zero exit; its wall time, peak memory (via `wait4`) and timed output."""
+def run(command: Sequence[str], cwd: Path, *, label: str = "", peak: bool = False) -> Run:
+    """Run `command`, fail loudly on a non-zero exit; its wall time, timed output and, with `peak`, peak memory.
+
+    The peak is measured through `peak_rss.py` (see there why not from this process, which may hold a large data
+    set); that costs one small Python start, so it is only done where the peak is reported.
+    """
+    peak_file = Path(tempfile.mkstemp(prefix="peak-rss-")[1]) if peak else None
     started = time.perf_counter()
     process = subprocess.Popen(
-        command,
+        [PYTHON, str(BENCH_DIR / "peak_rss.py"), str(peak_file), *command] if peak_file else command,
         cwd=cwd,
         env=command_env(PYTHONHASHSEED="0", PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
@@ -113,11 +118,13 @@ def run(command: Sequence[str], cwd: Path, *, label: str = "") -> Run:
         errors="replace",
     )
     lines = [(time.perf_counter() - started, line.rstrip("\n")) for line in process.stdout]
-    _, status, usage = os.wait4(process.pid, 0)
+    process.wait()
     seconds = time.perf_counter() - started
     process.stdout.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    result = Run(seconds, usage.ru_maxrss * 1024, lines)
+    result = Run(seconds, 0, lines)
+    if peak_file:
+        result.peak_rss = int(peak_file.read_text() or 0)
+        peak_file.unlink()
     if process.returncode != 0:
         raise SystemExit(
             f"bench: {label or ' '.join(command)} exited {process.returncode} in {cwd}\n{result.output[-4000:]}"
@@ -411,13 +418,13 @@ def bench_large(work: Path, rows: int, repeats: int, report: Report, *, encoding
 
     def bare(index: int) -> None:
         bare_runs.append(
-            run([PYTHON, str(script), str(timings)], bare_project, label="bare script, large data")
+            run([PYTHON, str(script), str(timings)], bare_project, label="bare script, large data", peak=True)
         )
 
     def dvc(index: int) -> None:
         project = quiet_project(work / f"large-dvc-{index}")
         edit_params(project, configure)
-        dvc_runs.append(run(["dvc", "repro"], project, label="dvc repro, large data"))
+        dvc_runs.append(run(["dvc", "repro"], project, label="dvc repro, large data", peak=True))
 
     def after(index: int) -> None:
         print(

@@ -26,7 +26,7 @@ MIN_ROWS = 10
 
 # %% auto #0
 __all__ = ['logger', 'MIN_ROWS', 'MAX_INTEGER_CLASSES', 'NUMERIC_TEXT_SHARE', 'ColumnSchema', 'Schema', 'infer_task',
-           'check_dataset', 'clean', 'infer_schema', 'quality_report', 'split_train_test']
+           'check_dataset', 'duplicated_rows', 'clean', 'infer_schema', 'quality_report', 'split_train_test']
 
 # %% ../nbs/api/11_validate.ipynb #96b833f0
 class ColumnSchema(BaseModel):
@@ -170,13 +170,29 @@ def _column_kind(column: pd.Series) -> Literal["numeric", "categorical"] | None:
     return "categorical"
 
 
+def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
+    """`frame.duplicated()` in a fraction of its memory: the same mask, built one column at a time.
+
+    pandas factorizes every column first and holds all the codes at once (eight bytes per cell, 200 MB on a
+    million rows of 24 columns). Here each column's codes are folded into one running row id, which is made
+    dense again after every column so that it never overflows.
+    """
+    if frame.empty:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    ids = np.zeros(len(frame), dtype=np.int64)
+    for _, column in frame.items():
+        codes, uniques = pd.factorize(column.array)  # what `DataFrame.duplicated` does, missing values -> -1
+        ids = pd.factorize(ids * (len(uniques) + 1) + (codes.astype(np.int64, copy=False) + 1))[0]
+    return pd.Series(pd.Series(ids).duplicated().to_numpy(), index=frame.index)
+
+
 def clean(frame: pd.DataFrame, *, target: str, drop_duplicates: bool = True) -> pd.DataFrame:
     """Drop unlabelled (and duplicate) rows, make numerics `float64` and categoricals text with `""` for missing."""
     # Each filter copies every column, so rows are only filtered when there is something to drop.
     labelled = frame[target].notna()
     cleaned = frame if labelled.all() else frame[labelled]
     if drop_duplicates:
-        duplicated = cleaned.duplicated()
+        duplicated = duplicated_rows(cleaned)
         if duplicated.any():
             cleaned = cleaned[~duplicated]
     columns = {}
@@ -242,7 +258,7 @@ def quality_report(frame: pd.DataFrame, *, target: str) -> dict[str, Any]:
     return {
         "rows": int(len(frame)),
         "columns": int(frame.shape[1]),
-        "duplicate_rows": int(frame.duplicated().sum()),
+        "duplicate_rows": int(duplicated_rows(frame).sum()),
         "unlabelled_rows": int(frame[target].isna().sum()) if target in frame.columns else int(len(frame)),
         "constant_columns": constant,
         "missing_rate": {name: round(float(rate), 6) for name, rate in missing.items()},
