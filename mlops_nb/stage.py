@@ -16,6 +16,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+
+def _import_jsonschema_without_iri_checker() -> None:
+    """Import jsonschema (nbformat's validator) without its optional checker of the "iri" string format.
+
+    jsonschema imports `rfc3987_syntax` for that checker when it is installed, and that module builds a Lark grammar
+    at import: 1.5 to 4 s in every stage process (python-jsonschema/jsonschema#1428). JupyterLab brings it in
+    (jupyter-events needs `jsonschema[format-nongpl]`), so after `make lab` every stage would start that much slower.
+    No stage checks IRIs; a `None` in `sys.modules` makes the import fail, which jsonschema takes as "not installed".
+    (Code run in this process then gets no "iri" format check from `jsonschema.FormatChecker`.)
+    """
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        return
+    sys.modules["rfc3987_syntax"] = None
+    try:
+        import jsonschema  # noqa: F401
+    finally:
+        del sys.modules["rfc3987_syntax"]
+
+
+_import_jsonschema_without_iri_checker()
+
 import nbformat
 from papermill.engines import Engine, NBClientEngine, papermill_engines
 
