@@ -53,9 +53,12 @@ test-fast: install  ## the tests that do not run the whole pipeline
 	$(BIN)/nbdev-test nbs/api --n-workers 2
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-lab: install  ## open JupyterLab on the project with the project's kernel
-	$(BIN)/python -m pip install --quiet -e ".[dev,lab]"
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
+$(VENV)/.lab-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs,lab]"
+	touch $@
+
+lab: hooks $(VENV)/.lab-installed  ## open JupyterLab on the project with the project's kernel (more options: LAB_ARGS="...")
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 docs: install  ## build the docs site into _docs/ (sphinx-build -W); runs the pipeline first when reports/ is stale
 	$(BIN)/python -m mlops_nb.docs build --pipeline auto
