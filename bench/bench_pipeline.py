@@ -73,7 +73,8 @@ IMPORTS = {
     "sklearn": "import sklearn",
     "scipy.stats": "import scipy.stats",
     "pandas + sklearn (ensemble, model_selection)": "import pandas, sklearn.ensemble, sklearn.model_selection",
-    "papermill": "import papermill",
+    # Alone, papermill pulls in jsonschema's IRI checker when JupyterLab is installed; mlops_nb.stage skips it.
+    "papermill (alone)": "import papermill",
     "execnb.shell (IPython)": "import execnb.shell",
     "mlops_nb.stage": "import mlops_nb.stage",
     "optuna": "import optuna",
