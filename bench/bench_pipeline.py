@@ -45,10 +45,9 @@ LARGE_RATIO = 1.15
 LARGE_MEMORY_FACTOR = 4.0
 
 # Light settings for the large data set, the same for both sides: a histogram gradient boosting model, two folds,
-# two tuning trials, one permutation-importance repeat, and (unless --large-encoding one_hot) ordinal-coded
-# categories, which a tree model needs no 0/1 columns for.
+# two tuning trials, one permutation-importance repeat. The categorical encoding is `--large-encoding` (default
+# ordinal codes, which a tree model needs no 0/1 columns for).
 LARGE_PARAMS = {
-    "features": {"categorical_encoding": "ordinal"},
     "train": {
         "model": "hist_gradient_boosting",
         "seed": 42,
@@ -122,10 +121,11 @@ def run(command: Sequence[str], cwd: Path, *, label: str = "", peak: bool = Fals
     process.wait()
     seconds = time.perf_counter() - started
     process.stdout.close()
-    result = Run(seconds, 0, lines)
+    peak_rss = 0
     if peak_file:
-        result.peak_rss = int(peak_file.read_text() or 0)
+        peak_rss = int(peak_file.read_text() or 0)
         peak_file.unlink()
+    result = Run(seconds, peak_rss, lines)
     if process.returncode != 0:
         raise SystemExit(
             f"bench: {label or ' '.join(command)} exited {process.returncode} in {cwd}\n{result.output[-4000:]}"
@@ -408,7 +408,7 @@ def bench_large(work: Path, rows: int, repeats: int, report: Report, *, encoding
         params["train"] = dict(LARGE_PARAMS["train"])
         params["tune"].update(LARGE_PARAMS["tune"])
         params["evaluate"].update(LARGE_PARAMS["evaluate"])
-        params["features"].update(LARGE_PARAMS["features"], categorical_encoding=encoding)
+        params["features"]["categorical_encoding"] = encoding
 
     bare_project = quiet_project(work / "large-bare")
     edit_params(bare_project, configure)
