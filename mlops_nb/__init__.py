@@ -3,13 +3,15 @@
 Modules:
 
 - `mlops_nb.artifacts`: Saving and loading models with skops, which does not execute code on load: an explicit list of trusted types, and a sha256 checked on every load.
+- `mlops_nb.card`: `ModelCard`: the typed record of a model version: what it was trained on and with, how it scored, which files it is made of.
 - `mlops_nb.evaluate`: Test-set metrics, and the plots a reviewer wants (confusion matrix, ROC, residuals, feature importances) as data `dvc plots` renders and as PNG.
 - `mlops_nb.features`: The feature pipeline as one scikit-learn `ColumnTransformer`: impute and scale numbers, impute and one-hot categories, unknown categories ignored. It stays convertible to ONNX with skl2onnx.
-- `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); a version's artifact and card fetched through DVC at its commit.
+- `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the workspace's model, promoting and demoting it, getting a version's files.
 - `mlops_nb.reproduce`: Exact reproduction of a registered model version: its commit rerun in a temporary git worktree, test metrics and test-set predictions compared with the registered ones.
 - `mlops_nb.stage`: Running a pipeline notebook as a DVC stage through papermill: parameters from `params.yaml`, an executed notebook that is byte-identical for identical inputs, and a one-line error when a cell fails.
 - `mlops_nb.train`: Features and model as one scikit-learn `Pipeline`, cross-validated, and the model card that records what went into it.
 - `mlops_nb.tune`: Hyperparameter search with Optuna: a search space declared in `params.yaml`, a seeded TPE sampler, pruning on cross-validation folds, an embedded journal-file storage by default and any RDB URL for many workers.
-- `mlops_nb.validate`: Schema inference, the data checks that stop a bad data set before any model is touched, cleaning, data-quality metrics and the train/test split."""
+- `mlops_nb.validate`: Schema inference, the data checks that stop a bad data set before any model is touched, cleaning, data-quality metrics and the train/test split.
+- `mlops_nb.version_files`: A registered model version and its files, read through DVC at the version's commit whatever the workspace holds: the card, JSON and text files, and files fetched with their sha256 and trusted types checked."""
 
 __version__ = "0.1.0"

@@ -8,18 +8,19 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/artifacts.html.md"""
 # %% ../nbs/api/25_artifacts.ipynb #4779808f
 from __future__ import annotations
 
+import json
 import logging
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from .data import atomic_path, sha256_file
 from .errors import ArtifactError
+from .files import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'EXTRA_TRUSTED_TYPES', 'untrusted_types', 'save_model', 'load_model']
+__all__ = ['logger', 'EXTRA_TRUSTED_TYPES', 'untrusted_types', 'deterministic_archive', 'save_model', 'load_model']
 
 # %% ../nbs/api/25_artifacts.ipynb #ac04006e
 EXTRA_TRUSTED_TYPES: tuple[str, ...] = (
@@ -43,16 +44,59 @@ def untrusted_types(path: str | Path) -> list[str]:
         ) from None
     return sorted(set(found) - set(EXTRA_TRUSTED_TYPES))
 
-# %% ../nbs/api/25_artifacts.ipynb #e3d89c92
+# %% ../nbs/api/25_artifacts.ipynb #49879606
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _renumber(state: Any, ids: dict[int, int], files: dict[str, str]) -> Any:
+    # `files` maps the archive's entry names (all known up front) to new names, given in order of first mention.
+    if isinstance(state, list):
+        return [_renumber(item, ids, files) for item in state]
+    if not isinstance(state, dict):
+        return state
+    result = {}
+    for key, value in state.items():
+        if key == "__id__" and isinstance(value, int):
+            value = ids.setdefault(value, len(ids) + 1)
+        elif key == "file" and isinstance(value, str) and value in files:
+            if not files[value]:
+                files[value] = f"{sum(map(bool, files.values())) + 1}{Path(value).suffix}"
+            value = files[value]
+        result[key] = _renumber(value, ids, files)
+    return result
+
+
+def deterministic_archive(path: str | Path) -> None:
+    """Rewrite the skops file at `path` so that the same model always gives the same bytes: object ids and file
+    names numbered in schema order, entries sorted, a fixed timestamp and permissions."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: (info, archive.read(info)) for info in archive.infolist()}
+    schema_entry = entries.pop("schema.json")[1]
+    files = dict.fromkeys(entries, "")
+    schema = _renumber(json.loads(schema_entry), {}, files)
+    renamed = {"schema.json": json.dumps(schema, indent=2).encode("utf-8")}
+    for name, (_, data) in entries.items():
+        renamed[files[name] or name] = data
+    compression = next(iter(entries.values()))[0].compress_type if entries else zipfile.ZIP_STORED
+    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
+            info.compress_type = compression
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, renamed[name])
+
+# %% ../nbs/api/25_artifacts.ipynb #c84cecfe
 def save_model(model: Any, path: str | Path) -> str:
-    """Write `model` to `path` with skops, atomically; return the file's sha256."""
+    """Write `model` to `path` with skops, atomically and byte-for-byte deterministic; return the file's sha256."""
     import skops.io
 
     with atomic_path(path) as temporary:
         skops.io.dump(model, temporary)
+        deterministic_archive(temporary)
     return sha256_file(path)
 
-
+# %% ../nbs/api/25_artifacts.ipynb #e3d89c92
 def load_model(path: str | Path, *, expected_sha256: str | None = None) -> Any:
     """Load the skops file at `path`, refusing a file whose sha256 differs from `expected_sha256` or that holds an
     untrusted type."""

@@ -33,13 +33,12 @@ def _stage(arguments: argparse.Namespace) -> int:
 
 
 def _check(arguments: argparse.Namespace) -> int:
-    from mlops_nb.config import find_project_root, load_params
+    from mlops_nb.config import PARAMS_FILE, find_project_root, load_params, read_stages
     from mlops_nb.models import make_model
-    from mlops_nb.stage import read_stages
     from mlops_nb.tune import check_search_space, default_metric
 
     root = find_project_root()
-    params = load_params(root / "params.yaml")
+    params = load_params(root / PARAMS_FILE)
     read_stages(root)
     tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
     problems = []
@@ -53,16 +52,17 @@ def _check(arguments: argparse.Namespace) -> int:
             problems.append(error)
     else:
         raise problems[0]
-    print(f"{root / 'params.yaml'}: ok")
+    print(f"{root / PARAMS_FILE}: ok")
     return 0
 
 
 def _metrics(arguments: argparse.Namespace) -> int:
-    from mlops_nb.config import find_project_root
+    from mlops_nb.config import project_paths
+    from mlops_nb.errors import OutputMissingError
 
-    path = find_project_root() / "reports" / "metrics.json"
+    path = project_paths().metrics
     if not path.is_file():
-        raise MlopsNbError(f"{path} not found", hint="run the pipeline first: `dvc repro`")
+        raise OutputMissingError(f"{path} not found", hint="run the pipeline first: `dvc repro`")
     metrics = json.loads(path.read_text())
     if arguments.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
@@ -104,10 +104,10 @@ def _models_list(arguments: argparse.Namespace) -> int:
 
 
 def _models_show(arguments: argparse.Namespace) -> int:
-    from mlops_nb.registry import read_card, render_card
+    from mlops_nb.registry import read_card
 
     card = read_card(arguments.version, stage=arguments.stage)
-    print(json.dumps(card, indent=2, sort_keys=True) if arguments.json else render_card(card))
+    print(json.dumps(card.to_dict(), indent=2, sort_keys=True) if arguments.json else card.to_markdown())
     return 0
 
 
@@ -136,7 +136,7 @@ def _models_get(arguments: argparse.Namespace) -> int:
 
 
 def _models_reproduce(arguments: argparse.Namespace) -> int:
-    from mlops_nb.registry import RegistryError
+    from mlops_nb.errors import RegistryError
     from mlops_nb.reproduce import reproduce
 
     reproduction = reproduce(arguments.version, stage=arguments.stage, keep_worktree=arguments.keep)

@@ -25,7 +25,7 @@ PARAMS_FILE = "params.yaml"
 # %% auto #0
 __all__ = ['logger', 'PARAMS_FILE', 'SECTIONS', 'find_project_root', 'DataParams', 'PrepareParams', 'FeaturesParams',
            'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams', 'Params', 'parse_section', 'read_yaml',
-           'load_params', 'ProjectPaths', 'project_paths']
+           'load_params', 'read_stages', 'ProjectPaths', 'project_paths']
 
 # %% ../nbs/api/01_config.ipynb #2a72a1e7
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -232,6 +232,16 @@ def load_params(path: str | Path | None = None) -> Params:
         return Params.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, Params, "", path.name)) from None
+
+# %% ../nbs/api/01_config.ipynb #ad24ee5d
+def read_stages(root: str | Path) -> dict[str, dict[str, Any]]:
+    """The `stages` of `dvc.yaml` at `root`, in the file's (pipeline) order."""
+    path = Path(root) / "dvc.yaml"
+    document = read_yaml(path) or {}
+    stages = document.get("stages") if isinstance(document, dict) else None
+    if not isinstance(stages, dict):
+        raise ProjectError(f"{path}: no 'stages' mapping", hint="see the project template")
+    return stages
 
 # %% ../nbs/api/01_config.ipynb #e46289f5
 class ProjectPaths(BaseModel):

@@ -8,12 +8,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/data.html.md"""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +17,12 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataSourceError
+from .files import read_parquet, sha256_file
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLES', 'Lineage', 'sha256_file', 'read_parquet', 'read_source', 'atomic_path', 'write_parquet',
-           'write_json', 'write_csv']
+__all__ = ['logger', 'SAMPLES', 'Lineage', 'read_source']
 
 # %% ../nbs/api/10_data.ipynb #125b35cf
 SAMPLES = {
@@ -73,15 +68,6 @@ class Lineage:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """The sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 # %% ../nbs/api/10_data.ipynb #65544e14
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -157,23 +143,6 @@ def _read_file(source: str, root: Path) -> tuple[pd.DataFrame, Path]:
         f"data.source: file '{path}' has an unsupported type '{suffix}'",
         hint="use .csv, .tsv or .parquet",
     )
-
-# %% ../nbs/api/10_data.ipynb #c2e1a7c9
-def read_parquet(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read the Parquet file at `path` (all columns, or `columns`) column by column: the same frame as
-    `pd.read_parquet`, with a peak memory of the frame plus one column instead of about three frames."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names if columns is None else list(columns)
-    if not names or len(set(names)) < len(names):  # nothing to split, or names pandas cannot key a dict by
-        return pd.read_parquet(path, columns=columns)
-    frame = pd.DataFrame(
-        {name: parquet.read(columns=[name], use_threads=False).to_pandas()[name] for name in names}, copy=False
-    )
-    pa.default_memory_pool().release_unused()
-    return frame
 
 # %% ../nbs/api/10_data.ipynb #72d62141
 def _is_sql_url(source: str) -> bool:
@@ -264,43 +233,3 @@ def read_source(source: str, *, query: str | None = None, root: str | Path = "."
     )
     logger.info("read %s rows x %s columns from %s", len(frame), frame.shape[1], shown)
     return frame, lineage
-
-# %% ../nbs/api/10_data.ipynb #6fb404ee
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    return Path(temporary)
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path` to write to; renamed to `path` only when the block succeeds."""
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write `frame` to Parquet atomically (no index)."""
-    with atomic_path(path) as temporary:
-        frame.to_parquet(temporary, index=False)
-    return Path(path)
-
-
-def write_json(data: Any, path: str | Path) -> Path:
-    """Write `data` as indented, key-sorted JSON atomically."""
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    return Path(path)
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write `frame` as CSV (no index) atomically."""
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
-    return Path(path)

@@ -32,19 +32,16 @@ from typing import Any
 import nbformat
 import yaml
 
-from .errors import MlopsNbError
+from .errors import CommandError, DocsError, MlopsNbError
+from .files import run_dvc
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SECTIONS', 'DocsError', 'split_cell_options', 'option_tags', 'strip_pandoc_attributes', 'heading_slugs',
-           'rewrite_links', 'split_title_cell', 'to_myst', 'notebook_markdown', 'page_name', 'Page', 'collect_pages',
-           'LinkRewriter', 'runs_index', 'process_notebook', 'reports_stale', 'ensure_reports', 'build_site',
-           'render_readme', 'write_readme', 'check_readme', 'serve', 'main']
-
-# %% ../nbs/api/85_docs.ipynb #b99776d0
-class DocsError(MlopsNbError):
-    """The docs cannot be built: a notebook fails to run or convert, Sphinx warns, or README.md is stale."""
+__all__ = ['logger', 'SECTIONS', 'split_cell_options', 'option_tags', 'strip_pandoc_attributes', 'heading_slugs', 'rewrite_links',
+           'split_title_cell', 'to_myst', 'notebook_markdown', 'page_name', 'Page', 'collect_pages', 'LinkRewriter',
+           'runs_index', 'process_notebook', 'reports_stale', 'ensure_reports', 'build_site', 'render_readme',
+           'write_readme', 'check_readme', 'serve', 'main']
 
 # %% ../nbs/api/85_docs.ipynb #153ca96d
 _OPTION_LINE = re.compile(r"^\s*#\|\s*([\w-]+)\s*(?::\s*(.*?))?\s*$")
@@ -507,21 +504,17 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     return processed
 
 # %% ../nbs/api/85_docs.ipynb #1204bcff
-def _dvc(root: Path) -> list[str]:
-    local = Path(sys.executable).parent / "dvc"
-    return [str(local) if local.exists() else "dvc"]
-
-
 def reports_stale(root: Path) -> bool:
     """True when `reports/` has no executed notebook or metrics yet, or `dvc status` says a stage is out of date."""
     reports = root / "reports"
     if not (reports / "metrics.json").exists() or not any(reports.glob("*.ipynb")):
         return True
-    result = subprocess.run([*_dvc(root), "status", "--json"], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        logger.warning("dvc status failed (%s); using the reports as they are", result.stderr.strip()[-300:])
+    try:
+        status = run_dvc(root, "status", "--json")
+    except CommandError as error:
+        logger.warning("%s; using the reports as they are", error.message)
         return False
-    return bool(json.loads(result.stdout or "{}"))
+    return bool(json.loads(status or "{}"))
 
 
 def ensure_reports(root: Path, *, policy: str = "auto") -> bool:
@@ -536,12 +529,7 @@ def ensure_reports(root: Path, *, policy: str = "auto") -> bool:
     if not (missing or (policy == "auto" and reports_stale(root))):
         return False
     logger.info("running the pipeline (dvc repro) so the Latest run pages are current")
-    result = subprocess.run([*_dvc(root), "repro"], cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DocsError(
-            f"`dvc repro` failed in {root} (exit {result.returncode}): {result.stderr.strip()[-2000:]}",
-            hint="run `make run` to see the failing stage, fix it, then build the docs again",
-        )
+    run_dvc(root, "repro", hint="run `make run` to see the failing stage, fix it, then build the docs again")
     return True
 
 # %% ../nbs/api/85_docs.ipynb #238b8519

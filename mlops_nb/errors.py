@@ -8,8 +8,9 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/errors.html.md"""
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['MlopsNbError', 'ProjectError', 'ConfigError', 'DataSourceError', 'DataValidationError', 'ModelConfigError',
-           'SearchSpaceError', 'ArtifactError', 'StageError']
+__all__ = ['MlopsNbError', 'ProjectError', 'OutputMissingError', 'ConfigError', 'DataSourceError', 'DataValidationError',
+           'ModelConfigError', 'SearchSpaceError', 'ArtifactError', 'StageError', 'CommandError', 'CardError',
+           'RegistryError', 'DocsError']
 
 # %% ../nbs/api/00_errors.ipynb #651df21b
 class MlopsNbError(Exception):
@@ -36,6 +37,10 @@ class MlopsNbError(Exception):
 # %% ../nbs/api/00_errors.ipynb #2ad4cf19
 class ProjectError(MlopsNbError):
     """The project layout is wrong: no `params.yaml`/`dvc.yaml` found, a stage missing from `dvc.yaml`."""
+
+# %% ../nbs/api/00_errors.ipynb #72f53097
+class OutputMissingError(ProjectError):
+    """A file the pipeline writes (test metrics, model, card) is not there yet: the pipeline has not run."""
 
 # %% ../nbs/api/00_errors.ipynb #8b227da8
 class ConfigError(MlopsNbError):
@@ -64,3 +69,34 @@ class ArtifactError(MlopsNbError):
 # %% ../nbs/api/00_errors.ipynb #f02de30f
 class StageError(MlopsNbError):
     """A pipeline notebook failed while running as a stage."""
+
+# %% ../nbs/api/00_errors.ipynb #55f0912c
+class CommandError(MlopsNbError):
+    """A git or DVC command that mlops_nb started failed; the message names the command, the folder and the last
+    line of its output.
+
+    Parameters
+    ----------
+    command
+        The command as a user would type it, e.g. `git rev-parse HEAD`.
+    output
+        Everything the command printed on its standard error.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, command: str = "", output: str = ""):
+        super().__init__(message, hint=hint)
+        self.command = command
+        self.output = output
+
+# %% ../nbs/api/00_errors.ipynb #900c53fe
+class CardError(MlopsNbError):
+    """A model card file that is missing, is not JSON, or lacks a field a model version needs."""
+
+# %% ../nbs/api/00_errors.ipynb #0efebd38
+class RegistryError(MlopsNbError):
+    """A registry operation was refused: a bad version or stage name, an unknown version, a workspace that does
+    not match its commit, an artifact in no cache or remote."""
+
+# %% ../nbs/api/00_errors.ipynb #e437c982
+class DocsError(MlopsNbError):
+    """The docs cannot be built: a notebook fails to run or convert, Sphinx warns, or README.md is stale."""

@@ -18,7 +18,7 @@ from sklearn import metrics as skmetrics
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from .data import atomic_path
+from .files import atomic_path
 from .validate import Schema
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); a version's
-artifact and card fetched through DVC at its commit.
+"""Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the
+workspace's model, promoting and demoting it, getting a version's files.
 
 Docs: https://mlops-nb.github.io/mlops_nb/api/registry.html.md"""
 
@@ -8,19 +8,24 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/registry.html.md"""
 # %% ../nbs/api/50_registry.ipynb #d735d5df
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
-import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import load_model, untrusted_types
+from .artifacts import load_model
+from .card import ModelCard
 from .config import ProjectPaths, project_paths
-from .data import atomic_path, sha256_file, write_json
-from .errors import ArtifactError, MlopsNbError
+from .errors import CardError, RegistryError
+from .files import atomic_path, dvc_md5, run_git
+from .validate import Schema
+from .version_files import MODEL_ARTIFACT as MODEL_ARTIFACT
+from .version_files import ModelVersion as ModelVersion
+from .version_files import VersionFiles as VersionFiles
+from .version_files import open_version as open_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,21 +33,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'MODEL_ARTIFACT', 'BUMPS', 'RECORD_PREFIX', 'RegistryError', 'parse_version', 'check_stage_name',
-           'ModelVersion', 'list_versions', 'versions_table', 'find_version', 'next_version', 'register', 'promote',
-           'demote', 'version_card', 'render_card', 'read_card', 'get_model']
+__all__ = ['logger', 'BUMPS', 'RECORD_PREFIX', 'parse_version', 'check_stage_name', 'list_versions', 'versions_table',
+           'find_version', 'next_version', 'register', 'promote', 'demote', 'read_card', 'get_model']
 
 # %% ../nbs/api/50_registry.ipynb #53ca100e
-MODEL_ARTIFACT = "model"
 BUMPS = ("major", "minor", "patch")
 # The last line of a version's tag message: a JSON summary that `list` reads without the DVC cache.
 RECORD_PREFIX = "mlops-nb-record: "
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_/-]*[A-Za-z0-9])?$")
-
-
-class RegistryError(MlopsNbError):
-    """A registry operation was refused: a bad version or stage name, an unknown version, a workspace that does
-    not match its commit, an artifact in no cache or remote."""
 
 
 def parse_version(text: str) -> str:
@@ -68,26 +66,14 @@ def check_stage_name(stage: str) -> str:
     return stage
 
 # %% ../nbs/api/50_registry.ipynb #fb33a16b
-def _git(root: Path, *arguments: str) -> str:
-    command = " ".join(["git", *arguments])
-    try:
-        result = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.SubprocessError) as error:
-        raise RegistryError(f"`{command}` failed in {root}: {error}", hint="install git") from None
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RegistryError(f"`{command}` failed in {root}: {detail}", hint="run inside the project's git repository, with at least one commit")
-    return result.stdout.strip()
-
-
-def _gto(call_name: str, root: Path, *arguments: Any, **options: Any) -> Any:
-    import gto.api
+@contextmanager
+def _gto_errors(action: str, root: Path) -> Iterator[None]:
     from gto.exceptions import GTOException
 
     try:
-        return getattr(gto.api, call_name)(str(root), *arguments, **options)
+        yield
     except GTOException as error:
-        raise RegistryError(f"gto {call_name} in {root}: {error}", hint="check the registry with `gto show` and `git tag`") from None
+        raise RegistryError(f"gto {action} in {root}: {error}", hint="check the registry with `gto show` and `git tag`") from None
 
 
 def _tag_message(message: str, record: dict[str, Any]) -> str:
@@ -107,24 +93,6 @@ def _parse_tag_message(text: str) -> tuple[str, dict[str, Any]]:
     return "\n".join(kept).strip(), record
 
 # %% ../nbs/api/50_registry.ipynb #bb044469
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version: its git tag, the commit the tag points at, its active stages and its record
-    (artifact and data sha256, model, test metrics, whether the workspace was dirty)."""
-
-    version: str
-    commit: str
-    tag: str
-    registered_at: str
-    author: str
-    message: str
-    stages: tuple[str, ...] = ()
-    record: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "stages": list(self.stages)}
-
-
 def _semver_key(version: str):
     import semver
 
@@ -222,14 +190,14 @@ def _relative(paths: ProjectPaths, path: Path) -> str:
     return path.relative_to(paths.root).as_posix()
 
 
-def _schema_sha256(schema: dict[str, Any]) -> str:
+def _schema_sha256(schema: Schema) -> str:
     import hashlib
 
     contract = {
-        "target": schema.get("target"),
-        "task": schema.get("task"),
-        "classes": schema.get("classes"),
-        "columns": [[column["name"], column["kind"]] for column in schema.get("columns", [])],
+        "target": schema.target,
+        "task": schema.task,
+        "classes": schema.classes,
+        "columns": [[column.name, column.kind] for column in schema.columns],
     }
     return hashlib.sha256(json.dumps(contract, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -243,10 +211,12 @@ def next_version(latest: ModelVersion | None, *, schema_sha256: str, bump: str |
     if bump is None:
         previous = latest.record.get("schema_sha256")
         bump = "major" if previous is not None and previous != schema_sha256 else "minor"
-    return f"v{getattr(_semver_key(latest.version), f'bump_{bump}')()}"
+    current = _semver_key(latest.version)
+    bumped = {"major": current.bump_major, "minor": current.bump_minor, "patch": current.bump_patch}[bump]()
+    return f"v{bumped}"
 
 # %% ../nbs/api/50_registry.ipynb #ceb251f6
-def _trained_model(paths: ProjectPaths) -> tuple[dict[str, Any], dict[str, Any]]:
+def _trained_model(paths: ProjectPaths) -> tuple[ModelCard, dict[str, Any]]:
     for path, what in [(paths.model, "model"), (paths.card, "model card"), (paths.metrics, "test metrics")]:
         if not path.is_file():
             raise RegistryError(
@@ -254,26 +224,23 @@ def _trained_model(paths: ProjectPaths) -> tuple[dict[str, Any], dict[str, Any]]
                 hint="run the pipeline (`dvc repro`), commit it, then register",
             )
     try:
-        card = json.loads(paths.card.read_text(encoding="utf-8"))
+        card = ModelCard.load(paths.card)
         metrics = json.loads(paths.metrics.read_text(encoding="utf-8"))
-        expected = card["artifact"]["sha256"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (CardError, json.JSONDecodeError) as error:
         raise RegistryError(
-            f"{_relative(paths, paths.card)} or {_relative(paths, paths.metrics)} is unreadable ({type(error).__name__}: {error})",
+            f"{_relative(paths, paths.card)} or {_relative(paths, paths.metrics)} is unreadable ({error})",
             hint="rerun the pipeline: `dvc repro`",
         ) from None
-    load_model(paths.model, expected_sha256=expected)
+    load_model(paths.model, expected_sha256=card.artifact.sha256)
     return card, metrics
 
 
 def _workspace_problems(paths: ProjectPaths) -> list[str]:
-    import hashlib
-
     from dvc.api import DVCFileSystem
     from dvc.repo import Repo
 
     problems = []
-    changed = _git(paths.root, "status", "--porcelain", "--untracked-files=no")
+    changed = run_git(paths.root, "status", "--porcelain", "--untracked-files=no")
     if changed:
         problems.append("uncommitted changes to " + ", ".join(sorted(line.split(maxsplit=1)[-1] for line in changed.splitlines())))
     with Repo(str(paths.root)) as repo:
@@ -287,7 +254,7 @@ def _workspace_problems(paths: ProjectPaths) -> list[str]:
         committed = None
     if committed is None:
         problems.append(f"{model} is not committed (no dvc.lock or .dvc file at HEAD records it)")
-    elif committed != hashlib.md5(paths.model.read_bytes()).hexdigest():
+    elif committed != dvc_md5(paths.model):
         problems.append(f"{model} differs from the one committed at HEAD")
     return problems
 
@@ -320,7 +287,7 @@ def register(
     if bump is not None and bump not in BUMPS:
         raise RegistryError(f"bump {bump!r} is not one of {', '.join(BUMPS)}", hint="use --bump major, minor or patch")
     card, metrics = _trained_model(paths)
-    head = _git(paths.root, "rev-parse", "--verify", "HEAD^{commit}")
+    head = run_git(paths.root, "rev-parse", "--verify", "HEAD^{commit}")
     problems = _workspace_problems(paths)
     if problems and not allow_dirty:
         raise RegistryError(
@@ -340,20 +307,23 @@ def register(
                 hint=f"pick a version not taken (highest: {versions[-1].version}), or leave it out to bump automatically",
             )
     record = {
-        "artifact_sha256": card["artifact"]["sha256"],
-        "model": card.get("model", {}).get("name"),
-        "task": card.get("model", {}).get("task"),
-        "data_sha256": card.get("data", {}).get("sha256"),
-        "data_rows": card.get("data", {}).get("rows"),
-        "schema_sha256": _schema_sha256(card.get("schema", {})),
+        "artifact_sha256": card.artifact.sha256,
+        "model": card.model.name,
+        "task": card.model.task,
+        "data_sha256": card.lineage.sha256,
+        "data_rows": card.lineage.rows,
+        "schema_sha256": _schema_sha256(card.schema),
         "metrics": metrics,
         "dirty": bool(problems),
     }
     name = name or next_version(versions[-1] if versions else None, schema_sha256=record["schema_sha256"], bump=bump)
     if problems:
         logger.warning("registering a dirty model: %s", "; ".join(problems))
-    text = message or f"{record['model']} trained on {card.get('data', {}).get('source')}"
-    _gto("register", paths.root, MODEL_ARTIFACT, head, version=name, message=_tag_message(text, record))
+    text = message or f"{card.model.name} trained on {card.lineage.source}"
+    import gto.api
+
+    with _gto_errors("register", paths.root):
+        gto.api.register(str(paths.root), MODEL_ARTIFACT, head, version=name, message=_tag_message(text, record))
     logger.info("registered %s@%s on commit %s", MODEL_ARTIFACT, name, head[:7])
     return find_version(name, root=paths.root)
 
@@ -366,7 +336,10 @@ def promote(version: str, *, stage: str, root: str | Path | None = None) -> Mode
     if stage in found.stages:
         logger.info("%s is already in stage %s", found.tag, stage)
         return found
-    _gto("assign", root, MODEL_ARTIFACT, stage, version=found.version, message=f"Promote {found.tag} to {stage}")
+    import gto.api
+
+    with _gto_errors("assign", root):
+        gto.api.assign(str(root), MODEL_ARTIFACT, stage, version=found.version, message=f"Promote {found.tag} to {stage}")
     logger.info("%s is now in stage %s", found.tag, stage)
     return find_version(found.version, root=root)
 
@@ -388,150 +361,37 @@ def demote(version: str, *, stage: str | None = None, root: str | Path | None = 
             f"{found.tag} is not in stage {stage!r} (its stages: {', '.join(found.stages) or 'none'})",
             hint="`mlops-nb models list` shows which version is in which stage",
         )
-    _gto("unassign", root, MODEL_ARTIFACT, stage=stage, version=found.version, message=f"Demote {found.tag} from {stage}")
+    import gto.api
+
+    with _gto_errors("unassign", root):
+        gto.api.unassign(str(root), MODEL_ARTIFACT, stage=stage, version=found.version, message=f"Demote {found.tag} from {stage}")
     logger.info("%s left stage %s", found.tag, stage)
     return find_version(found.version, root=root)
 
-# %% ../nbs/api/50_registry.ipynb #6bada21d
-def version_card(card: dict[str, Any], version: ModelVersion) -> dict[str, Any]:
-    """`card` (as the train stage wrote it) completed with the version, its test metrics and registry entry."""
-    return {
-        **card,
-        "version": version.version,
-        "test_metrics": version.record.get("metrics", {}),
-        "registry": {
-            "artifact": MODEL_ARTIFACT,
-            "tag": version.tag,
-            "commit": version.commit,
-            "registered_at": version.registered_at,
-            "author": version.author,
-            "message": version.message,
-            "stages": list(version.stages),
-            "dirty": version.record.get("dirty"),
-        },
-    }
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows] + [""]
-
-
-def render_card(card: dict[str, Any]) -> str:
-    """The model card as a Markdown page."""
-    model, data, registry = card.get("model", {}), card.get("data", {}), card.get("registry", {})
-    schema, git = card.get("schema", {}), card.get("git", {})
-    lines = [f"# Model card: {model.get('name')} {card.get('version') or '(not registered)'}", ""]
-    if registry.get("message"):
-        lines += [registry["message"], ""]
-    lines += _table(
-        ["", ""],
-        [
-            ["task", model.get("task")],
-            ["stages", ", ".join(registry.get("stages", [])) or "none"],
-            ["registered", f"{registry.get('registered_at')} by {registry.get('author')}" if registry else "no"],
-            ["commit", f"{registry.get('commit')}{' (dirty)' if registry.get('dirty') else ''}" if registry else "-"],
-            ["trained", f"{card.get('created_at')} at commit {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"],
-            ["artifact", f"{card.get('artifact', {}).get('path')} (sha256 {card.get('artifact', {}).get('sha256')})"],
-            ["data", f"{data.get('source')}: {data.get('rows')} rows, sha256 {data.get('sha256')}"],
-            ["target", f"{schema.get('target')} (classes: {schema.get('classes')})" if schema.get("classes") else schema.get("target")],
-        ],
-    )
-    for title, values in [("Test metrics", card.get("test_metrics")), ("Cross-validation metrics", card.get("cv_metrics")),
-                          ("Hyperparameters", model.get("hyperparameters")), ("Libraries", card.get("libraries"))]:
-        if values:
-            lines += [f"## {title}", ""] + _table(["name", "value"], [[name, value] for name, value in values.items()])
-    columns = schema.get("columns", [])
-    if columns:
-        rows = [
-            [column["name"], column["kind"], column["dtype"], f"{column.get('missing_rate', 0):.1%}",
-             ", ".join(map(str, column["categories"])) if column.get("categories") else f"{column.get('minimum')} … {column.get('maximum')}"]
-            for column in columns
-        ]
-        lines += ["## Schema", ""] + _table(["column", "kind", "dtype", "missing", "categories / range"], rows)
-    tuning = card.get("tuning") or {}
-    if tuning:
-        summary = {name: value for name, value in tuning.items() if not isinstance(value, (dict, list))}
-        lines += ["## Tuning", ""] + _table(["name", "value"], [[name, value] for name, value in summary.items()])
-        if tuning.get("best_params"):
-            lines += _table(["tuned hyperparameter", "value"], [[name, value] for name, value in tuning["best_params"].items()])
-    if card.get("reports"):
-        lines += ["## Reports (executed notebooks of the run)", ""] + [f"- `{report}`" for report in card["reports"]] + [""]
-    return "\n".join(lines)
-
 # %% ../nbs/api/50_registry.ipynb #d1a2b0d8
-def _dvc_filesystem(root: Path, commit: str):
-    from dvc.api import DVCFileSystem
-
-    return DVCFileSystem(str(root), rev=commit)
-
-
-def _missing(version: ModelVersion, relative: str, error: Exception) -> RegistryError:
-    return RegistryError(
-        f"{version.tag}: {relative} at commit {version.commit[:7]} is in no DVC cache or remote ({error})",
-        hint="`dvc push` it from the machine that trained it, or `dvc remote add -d NAME URL` for the remote that holds it",
-    )
-
-
-def _fetch(filesystem: Any, version: ModelVersion, relative: str, destination: Path) -> None:
-    from dvc.exceptions import DvcException
-
-    try:
-        filesystem.get_file(relative, str(destination))
-    except (OSError, DvcException) as error:
-        raise _missing(version, relative, error) from None
-
-
-def _read_text(filesystem: Any, version: ModelVersion, relative: str) -> str:
-    from dvc.exceptions import DvcException
-
-    try:
-        return filesystem.read_text(relative, encoding="utf-8")
-    except (OSError, DvcException) as error:
-        raise _missing(version, relative, error) from None
-
-
-def _verify(path: Path, version: ModelVersion, card: dict[str, Any], relative: str) -> None:
-    expected = version.record.get("artifact_sha256") or card["artifact"]["sha256"]
-    actual = sha256_file(path)
-    if actual != expected:
-        dirty = " (it was registered with --allow-dirty: its commit holds another model)" if version.record.get("dirty") else ""
-        raise ArtifactError(
-            f"{version.tag}: {relative} from the DVC cache has sha256 {actual[:12]}…, not the registered {expected[:12]}…{dirty}",
-            hint="the cached copy was changed or truncated: delete it from the cache (`dvc cache dir`) and `dvc fetch` it again",
-        )
-    refused = untrusted_types(path)
-    if refused:
-        raise ArtifactError(f"{version.tag}: {relative} holds untrusted type(s) {', '.join(refused)}", hint="do not use this version")
-
-
-def read_card(version: str | None = None, *, stage: str | None = None, root: str | Path | None = None) -> dict[str, Any]:
-    """The card of a registered version (or of the one in `stage`), read at its commit."""
+def read_card(version: str | None = None, *, stage: str | None = None, root: str | Path | None = None) -> ModelCard:
+    """The `ModelCard` of a registered version (or of the one in `stage`), read at its commit."""
     paths = project_paths(root)
-    found = find_version(version, stage=stage, root=paths.root)
-    text = _read_text(_dvc_filesystem(paths.root, found.commit), found, _relative(paths, paths.card))
-    return version_card(json.loads(text), found)
+    return open_version(find_version(version, stage=stage, root=paths.root), root=paths.root).card
 
-
+# %% ../nbs/api/50_registry.ipynb #a19092d9
 def get_model(
     version: str | None = None, *, stage: str | None = None, out: str | Path | None = None, root: str | Path | None = None
 ) -> Path:
-    """Write a registered version's `model.skops`, `card.json` and `card.md` to `out` (default `model-VERSION`)."""
+    """Write a registered version's `model.skops`, `card.json` and `card.md` to `out` (default `model-VERSION`), and
+    its reference profile and ONNX model when its card names them."""
     paths = project_paths(root)
     found = find_version(version, stage=stage, root=paths.root)
     out = Path(out) if out is not None else Path(f"{MODEL_ARTIFACT}-{found.version}")
-    filesystem = _dvc_filesystem(paths.root, found.commit)
-    card = json.loads(_read_text(filesystem, found, _relative(paths, paths.card)))
-    target = out / paths.model.name
-    with atomic_path(target) as temporary:
-        _fetch(filesystem, found, _relative(paths, paths.model), temporary)
-        _verify(temporary, found, card, _relative(paths, paths.model))
-    full_card = version_card(card, found)
-    write_json(full_card, out / "card.json")
+    files = open_version(found, root=paths.root)
+    card = files.card
+    expected = found.record.get("artifact_sha256") or card.artifact.sha256
+    files.fetch(paths.model, out / paths.model.name, sha256=expected)
+    for record in (card.profile, card.onnx):
+        if record is not None and record.path and record.sha256:
+            files.fetch(record.path, out / Path(record.path).name, sha256=record.sha256)
+    card.save(out / "card.json")
     with atomic_path(out / "card.md") as page:
-        page.write_text(render_card(full_card), encoding="utf-8")
+        page.write_text(card.to_markdown(), encoding="utf-8")
     logger.info("wrote %s (%s, commit %s) to %s", paths.model.name, found.tag, found.commit[:7], out)
     return out

@@ -12,18 +12,17 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import registry
 from .artifacts import load_model
+from .card import ModelCard
 from .config import project_paths
-from .data import sha256_file
-from .registry import MODEL_ARTIFACT, ModelVersion, RegistryError, find_version
+from .errors import RegistryError
+from .files import read_parquet, run_dvc, run_git, sha256_file
+from .registry import MODEL_ARTIFACT, ModelVersion, find_version, open_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,20 +83,19 @@ class Reproduction:
 # %% ../nbs/api/52_reproduce.ipynb #8a916726
 def _run_pipeline(worktree: Path, version: ModelVersion) -> None:
     environment = dict(os.environ)
-    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
     # The stages import mlops_nb: the version's own code, not the installed one.
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(worktree), environment.get("PYTHONPATH")]))
     environment.pop("MLOPS_NB_ROOT", None)
     environment.pop("MLOPS_NB_STAGE", None)
-    command = [sys.executable, "-m", "dvc", "repro", "--force", "--no-run-cache", "--no-commit", "--pull"]
-    logger.info("reproducing %s: `%s` in %s", version.tag, " ".join(command[2:]), worktree)
-    result = subprocess.run(command, cwd=worktree, env=environment, capture_output=True, text=True)
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RegistryError(
-            f"{version.tag}: `dvc repro` failed in a worktree of commit {version.commit[:7]}: {detail}",
-            hint="rerun with --keep to inspect the worktree, or run `dvc repro` after `git checkout` of that commit",
-        )
+    arguments = ["repro", "--force", "--no-run-cache", "--no-commit", "--pull"]
+    logger.info("reproducing %s: `dvc %s` in %s", version.tag, " ".join(arguments), worktree)
+    run_dvc(
+        worktree,
+        *arguments,
+        env=environment,
+        hint=f"{version.tag} (commit {version.commit[:7]}) did not rerun: rerun with --keep to inspect the worktree, "
+        "or run `dvc repro` after `git checkout` of that commit",
+    )
 
 
 def _share_cache(root: Path, worktree: Path) -> None:
@@ -117,33 +115,31 @@ def reproduce(
 ) -> Reproduction:
     """Rerun the whole pipeline at a version's commit in a temporary git worktree and compare its test metrics
     and test-set predictions with the registered ones."""
-    import pandas as pd
-
     from mlops_nb.train import split_xy
     from mlops_nb.validate import Schema
 
     paths = project_paths(root)
     found = find_version(version, stage=stage, root=paths.root)
-    filesystem = registry._dvc_filesystem(paths.root, found.commit)
-    recorded_metrics = found.record.get("metrics") or json.loads(registry._read_text(filesystem, found, registry._relative(paths, paths.metrics)))
-    recorded_card = json.loads(registry._read_text(filesystem, found, registry._relative(paths, paths.card)))
+    files = open_version(found, root=paths.root)
+    recorded_metrics = found.record.get("metrics") or files.read_json(paths.metrics)
+    recorded_card = files.card
     folder = Path(tempfile.mkdtemp(prefix=f"mlops-nb-reproduce-{found.version}-"))
     worktree = folder / paths.root.name
-    registry._git(paths.root, "worktree", "add", "--detach", str(worktree), found.commit)
+    run_git(paths.root, "worktree", "add", "--detach", str(worktree), found.commit)
     try:
         recorded_model_path = folder / f"recorded-{paths.model.name}"
-        registry._fetch(filesystem, found, registry._relative(paths, paths.model), recorded_model_path)
-        registry._verify(recorded_model_path, found, recorded_card, registry._relative(paths, paths.model))
+        expected = found.record.get("artifact_sha256") or recorded_card.artifact.sha256
+        files.fetch(paths.model, recorded_model_path, sha256=expected)
         _share_cache(paths.root, worktree)
         _run_pipeline(worktree, found)
         work = project_paths(worktree)
-        reproduced_card = json.loads(work.card.read_text(encoding="utf-8"))
+        reproduced_card = ModelCard.load(work.card)
         recorded_model = load_model(recorded_model_path)
-        reproduced_model = load_model(work.model, expected_sha256=reproduced_card["artifact"]["sha256"])
-        X, _ = split_xy(pd.read_parquet(work.test_data), Schema.load(work.schema))
+        reproduced_model = load_model(work.model, expected_sha256=reproduced_card.artifact.sha256)
+        X, _ = split_xy(read_parquet(work.test_data), Schema.load(work.schema))
         recorded_split = folder / f"recorded-{work.test_data.name}"
         try:
-            registry._fetch(filesystem, found, registry._relative(paths, paths.test_data), recorded_split)
+            files.fetch(paths.test_data, recorded_split)
             split_identical = sha256_file(recorded_split) == sha256_file(work.test_data)
         except RegistryError as error:
             logger.warning("test split not compared: %s", error.message)
@@ -161,5 +157,5 @@ def reproduce(
         if keep_worktree:
             logger.info("kept the worktree at %s (remove it with `git worktree remove --force %s`)", worktree, worktree)
         else:
-            registry._git(paths.root, "worktree", "remove", "--force", str(worktree))
+            run_git(paths.root, "worktree", "remove", "--force", str(worktree))
             shutil.rmtree(folder, ignore_errors=True)

@@ -40,7 +40,7 @@ _import_jsonschema_without_iri_checker()
 import nbformat
 from papermill.engines import Engine, NBClientEngine, papermill_engines
 
-from .config import PARAMS_FILE, find_project_root, read_yaml
+from .config import PARAMS_FILE, find_project_root, read_stages, read_yaml
 from .errors import ProjectError, StageError
 
 logger = logging.getLogger(__name__)
@@ -50,20 +50,10 @@ REPORTS_DIR = "reports"
 ENGINES = ("inprocess", "kernel")
 
 # %% auto #0
-__all__ = ['logger', 'PIPELINES_DIR', 'REPORTS_DIR', 'ENGINES', 'read_stages', 'stage_parameters', 'flatten_parameters',
-           'make_deterministic', 'InProcessEngine', 'KernelEngine', 'configure_notebook_logging', 'return_freed_memory',
-           'run_stage']
+__all__ = ['logger', 'PIPELINES_DIR', 'REPORTS_DIR', 'ENGINES', 'stage_parameters', 'flatten_parameters', 'make_deterministic',
+           'InProcessEngine', 'KernelEngine', 'configure_notebook_logging', 'return_freed_memory', 'run_stage']
 
 # %% ../nbs/api/80_stage.ipynb #21c47eab
-def read_stages(root: str | Path) -> dict[str, dict[str, Any]]:
-    """The `stages` of `dvc.yaml` at `root`."""
-    document = read_yaml(Path(root) / "dvc.yaml") or {}
-    stages = document.get("stages") if isinstance(document, dict) else None
-    if not isinstance(stages, dict):
-        raise ProjectError(f"{Path(root) / 'dvc.yaml'}: no 'stages' mapping", hint="see the project template")
-    return stages
-
-
 def stage_parameters(name: str, *, root: str | Path) -> dict[str, dict[str, Any]]:
     """The values from `params.yaml` of every parameter stage `name` declares in `dvc.yaml`, one dict per section."""
     stages = read_stages(root)
@@ -304,7 +294,7 @@ def run_stage(
                 os.environ[key] = value
     notebook.metadata.papermill["input_path"] = _relative(notebook_path, root)
     make_deterministic(notebook)
-    from mlops_nb.data import atomic_path
+    from mlops_nb.files import atomic_path
 
     with atomic_path(report_path) as temporary:
         nbformat.write(notebook, str(temporary))

@@ -9,28 +9,28 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/train.html.md"""
 from __future__ import annotations
 
 import logging
-import platform
-import subprocess
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-from .config import FeaturesParams
+from .config import FeaturesParams, read_stages
 from .features import make_feature_pipeline
+from .files import dvc_md5
 from .models import make_model
 from .validate import Schema
+
+if TYPE_CHECKING:
+    from mlops_nb.card import ModelCard
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'CARD_LIBRARIES', 'split_xy', 'build_pipeline', 'cv_splitter', 'scorers', 'cross_validate_pipeline',
-           'library_versions', 'git_state', 'model_card']
+__all__ = ['logger', 'split_xy', 'build_pipeline', 'cv_splitter', 'scorers', 'cross_validate_pipeline', 'dependency_hashes',
+           'model_card']
 
 # %% ../nbs/api/30_train.ipynb #b83de88f
 def split_xy(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, pd.Series]:
@@ -119,36 +119,14 @@ def cross_validate_pipeline(
     return metrics
 
 # %% ../nbs/api/30_train.ipynb #8ad4926a
-CARD_LIBRARIES = ("mlops_nb", "scikit-learn", "pandas", "numpy", "optuna", "skops", "dvc", "papermill")
+def dependency_hashes(root: str | Path, *, stage: str = "train") -> dict[str, str]:
+    """The md5 of each dependency `dvc.yaml` declares for `stage`, as `dvc.lock` records them: what identifies the
+    code and data that made a model, without a clock time or a git commit."""
+    root = Path(root)
+    dependencies = read_stages(root).get(stage, {}).get("deps") or []
+    return {path: dvc_md5(root / path) for path in dependencies if (root / path).exists()}
 
-
-def library_versions() -> dict[str, str]:
-    """Python's version and those of the libraries a model depends on."""
-    versions = {"python": platform.python_version()}
-    for name in CARD_LIBRARIES:
-        try:
-            versions[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def git_state(root: str | Path) -> dict[str, Any]:
-    """The commit checked out at `root` and whether the tracked files differ from it (None outside git)."""
-
-    def git(*arguments: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *arguments], cwd=root, capture_output=True, text=True, check=True, timeout=30
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
+# %% ../nbs/api/30_train.ipynb #cd292d2c
 def model_card(
     *,
     model_name: str,
@@ -161,19 +139,22 @@ def model_card(
     artifact: dict[str, Any],
     root: str | Path,
     reports: list[str],
-) -> dict[str, Any]:
-    """The model card of a trained pipeline, as a JSON-ready dict (`version` is set when it is registered)."""
-    return {
-        "version": None,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": {"name": model_name, "task": schema.task, "hyperparameters": hyperparameters},
-        "artifact": artifact,
-        "git": git_state(root),
-        "params": params,
-        "data": lineage,
-        "schema": schema.model_dump(mode="json"),
-        "cv_metrics": cv_metrics,
-        "tuning": tuning,
-        "libraries": library_versions(),
-        "reports": reports,
-    }
+) -> ModelCard:
+    """The `ModelCard` of a trained pipeline, identified by the md5s of the train stage's dependencies under `root`."""
+    # Imported here so that tuning, which imports this module too, does not depend on the card's code.
+    from mlops_nb.card import ArtifactRecord, DataLineage, ModelCard, ModelInfo, library_versions
+
+    # The card names the data by its sha256: when it was read (the lineage's `ingested_at`) would make the cards
+    # of two identical runs differ.
+    return ModelCard(
+        model=ModelInfo(name=model_name, task=schema.task, hyperparameters=hyperparameters),
+        artifact=ArtifactRecord(**artifact),
+        params=params,
+        lineage=DataLineage(**{name: lineage[name] for name in DataLineage.model_fields if name in lineage}),
+        schema=schema,
+        cv_metrics=cv_metrics,
+        tuning=tuning,
+        libraries=library_versions(),
+        dependencies=dependency_hashes(root),
+        reports=reports,
+    )

@@ -63,7 +63,7 @@ class Schema(BaseModel):
         return [column.name for column in self.columns if column.kind == "categorical"]
 
     def save(self, path: str | Path) -> Path:
-        from mlops_nb.data import write_json
+        from mlops_nb.files import write_json
 
         return write_json(self.model_dump(mode="json"), path)
 

@@ -45,11 +45,12 @@ def test_repro_again_runs_nothing(pipeline_project: Path) -> None:
 
 
 def test_identical_inputs_give_identical_reports(fresh_run: Path) -> None:
-    before = {stage: (fresh_run / "reports" / f"{stage}.ipynb").read_bytes() for stage in STAGES}
+    outputs = [f"reports/{stage}.ipynb" for stage in STAGES] + ["models/model.skops", "models/card.json"]
+    before = {name: (fresh_run / name).read_bytes() for name in outputs}
     result = run(["dvc", "repro", "--force"], fresh_run)
     assert ran_stages(result.stdout) == STAGES
-    for stage in STAGES:
-        assert (fresh_run / "reports" / f"{stage}.ipynb").read_bytes() == before[stage], f"reports/{stage}.ipynb changed"
+    for name in outputs:
+        assert (fresh_run / name).read_bytes() == before[name], f"{name} changed"
 
 
 def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:

@@ -76,8 +76,11 @@ def test_register_promote_get_reproduce(project: Path, tmp_path: Path):
     assert card["artifact"]["sha256"] == hashlib.sha256(v1_bytes).hexdigest()
     assert {"source", "sha256", "rows"} <= set(card["data"]) and card["schema"]["columns"]
     assert {"python", "scikit-learn", "pandas", "numpy", "optuna", "mlops_nb"} <= set(card["libraries"])
-    for key in ["created_at", "git", "params", "cv_metrics", "tuning", "reports"]:
+    for key in ["created", "git", "params", "cv_metrics", "tuning", "reports", "dependencies"]:
         assert card[key], key
+    # The commit and time of the version are the registration's; the train stage's card holds neither.
+    v1 = json.loads(models(project, "list", "--json").stdout)[0]
+    assert card["git"]["commit"] == v1["commit"] and card["created"] == v1["registered_at"]
     assert "## Test metrics" in (out / "card.md").read_text()
 
     listed = json.loads(models(project, "list", "--json").stdout)
