@@ -16,7 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-STAGES = ("ingest", "prepare", "tune", "train", "evaluate")
+from project_copy import stage_names
+
+# The pipeline's stages, in dvc.yaml's order.
+STAGES = tuple(stage_names())
 
 _RUNNER = '''
 def display(*objects, **options):

@@ -16,28 +16,17 @@ import json
 import os
 import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
+from bare import STAGES, write_bare_script
+from measure import PYTHON, Report, Run, interleave, median, run, spread
+from project_copy import BIN, REPO_ROOT, edit_params, make_project
+from synthetic import write_synthetic
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-sys.path[:0] = [str(BENCH_DIR), str(REPO_ROOT / "tests")]
-
-from bare import STAGES, write_bare_script  # noqa: E402
-from synthetic import write_synthetic  # noqa: E402
-
-from conftest import command_env, make_project  # noqa: E402
-
-PYTHON = sys.executable
-BIN = Path(PYTHON).parent
 PER_STAGE_BUDGET = 2.5  # seconds of overhead per stage over the bare run
 CHANGED_PARAM_RATIO = 2.0
 NOOP_RATIO = 1.5
@@ -89,50 +78,6 @@ IMPORTS = {
 }
 
 
-@dataclass
-class Run:
-    seconds: float
-    peak_rss: int  # bytes: the largest RSS of the command and of every process under it (0: not measured)
-    lines: list[tuple[float, str]]  # (seconds since the start, line) of stdout and stderr together
-
-    @property
-    def output(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-
-def run(command: Sequence[str], cwd: Path, *, label: str = "", peak: bool = False) -> Run:
-    """Run `command`, fail loudly on a non-zero exit; its wall time, timed output and, with `peak`, peak memory.
-
-    The peak is measured through `peak_rss.py` (see there why not from this process, which may hold a large data
-    set); that costs one small Python start, so it is only done where the peak is reported.
-    """
-    peak_file = Path(tempfile.mkstemp(prefix="peak-rss-")[1]) if peak else None
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [PYTHON, str(BENCH_DIR / "peak_rss.py"), str(peak_file), *command] if peak_file else command,
-        cwd=cwd,
-        env=command_env(PYTHONHASHSEED="0", PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    )
-    lines = [(time.perf_counter() - started, line.rstrip("\n")) for line in process.stdout]
-    process.wait()
-    seconds = time.perf_counter() - started
-    process.stdout.close()
-    peak_rss = 0
-    if peak_file:
-        peak_rss = int(peak_file.read_text() or 0)
-        peak_file.unlink()
-    result = Run(seconds, peak_rss, lines)
-    if process.returncode != 0:
-        raise SystemExit(
-            f"bench: {label or ' '.join(command)} exited {process.returncode} in {cwd}\n{result.output[-4000:]}"
-        )
-    return result
-
-
 def stage_walls(result: Run) -> dict[str, float]:
     """From a `dvc repro`'s timed output: each stage's wall time, from DVC's "Running stage" to the stage's last line."""
     walls, current, since = {}, None, 0.0
@@ -158,50 +103,8 @@ def quiet_project(destination: Path) -> Path:
     return make_project(destination)
 
 
-def edit_params(project: Path, change: Callable[[dict], None]) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    change(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def spread(values: Sequence[float]) -> str:
-    return f"median {median(values):.2f} s (n={len(values)}: {', '.join(f'{value:.2f}' for value in values)})"
-
-
-def interleave(
-    repeats: int, first: Callable[[int], None], second: Callable[[int], None], after: Callable[[int], None]
-) -> None:
-    """Run `first` and `second` `repeats` times, swapping their order each time (a drifting load hits both)."""
-    for index in range(repeats):
-        for step in (first, second) if index % 2 == 0 else (second, first):
-            step(index)
-        after(index)
-
-
 def ran_stages(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
-
-
-class Report:
-    """Collects the targets and prints them as a table at the end."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, bool]] = []
-
-    def target(self, name: str, measured: str, target: str, passed: bool) -> None:
-        self.rows.append((name, measured, target, passed))
-        print(f"  -> {name}: {measured} (target {target}): {'PASS' if passed else 'FAIL'}", flush=True)
-
-    def print(self) -> None:
-        print("\n== Targets (issue 2)")
-        width = max(len(row[0]) for row in self.rows)
-        for name, measured, target, passed in self.rows:
-            print(f"  {'PASS' if passed else 'FAIL'}  {name:<{width}}  {measured:<28} target {target}")
 
 
 def bench_full(work: Path, repeats: int, report: Report) -> dict:
@@ -498,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.omp_threads:
         os.environ["OMP_NUM_THREADS"] = str(arguments.omp_threads)
     work = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-"))
-    report = Report()
+    report = Report("Targets (issue 2)")
     started = time.perf_counter()
     print(
         f"mlops_nb benchmarks: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, work dir {work}, "
@@ -523,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.print()
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{load:.1f}" for load in os.getloadavg()))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
-    return 0 if all(row[3] for row in report.rows) else 1
+    return 0 if report.passed else 1
 
 
 if __name__ == "__main__":
