@@ -131,7 +131,8 @@ def _models_get(arguments: argparse.Namespace) -> int:
     from mlops_nb.registry import get_model
 
     out = get_model(arguments.version, stage=arguments.stage, out=arguments.out)
-    print(f"wrote {out / 'model.skops'}, {out / 'card.json'} and {out / 'card.md'}")
+    profile = f", {out / 'profile.json'}" if (out / "profile.json").exists() else ""
+    print(f"wrote {out / 'model.skops'}, {out / 'card.json'}{profile} and {out / 'card.md'}")
     return 0
 
 
@@ -215,6 +216,125 @@ def _add_models_parser(commands: argparse._SubParsersAction) -> None:
     reproduce.add_argument("--keep", action="store_true", help="keep the worktree for inspection")
     reproduce.set_defaults(handler=_models_reproduce)
 
+# %% ../nbs/api/90_cli.ipynb #8b54fc68
+def _source_argument(source: str, root: Path) -> str:
+    """A batch path given on the command line, relative to the working directory, as the stage reads it (from the root)."""
+    if source.startswith("sample:") or "://" in source:
+        return source
+    path = Path(source).expanduser()
+    path = path if path.is_absolute() else Path.cwd() / path
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _monitor(arguments: argparse.Namespace) -> int:
+    from mlops_nb.config import find_project_root, load_params
+    from mlops_nb.monitor import exit_code
+    from mlops_nb.registry import find_version
+    from mlops_nb.stage import run_stage
+
+    if arguments.query and not arguments.data:
+        arguments.parser.error("--query goes with --data DATABASE_URL")
+    if arguments.since and not arguments.predictions:
+        arguments.parser.error("--since goes with --predictions FOLDER")
+    root = find_project_root()
+    params = load_params(root / "params.yaml")
+    if arguments.version or arguments.stage:
+        find_version(arguments.version, stage=arguments.stage, root=root)  # an unknown version fails here, in one line
+    parameters = {
+        "source": _source_argument(arguments.data, root) if arguments.data else None,
+        "query": arguments.query,
+        "predictions": _source_argument(arguments.predictions, root) if arguments.predictions else None,
+        "since": arguments.since,
+        "version": arguments.version,
+        "stage": arguments.stage,
+        "monitor": params.monitor.model_dump(mode="json"),
+    }
+    progress = None if arguments.progress is None else arguments.progress == "on"
+    report = run_stage("monitor", root=root, engine=arguments.engine, progress_bar=progress, parameters=parameters)
+    result = json.loads((root / "reports" / "drift.json").read_text(encoding="utf-8"))
+    drifted = ", ".join(result["drifted_features"]) or "none"
+    print(f"monitored {result['rows']} row(s) against {result['model_version']}: drifted features: {drifted}")
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    print(f"retrain {'RECOMMENDED (exit 3)' if result['retrain'] else 'not needed'}; report: {report.relative_to(root)}, reports/drift.json")
+    return exit_code(result)
+
+
+def _add_monitor_parser(commands: argparse._SubParsersAction) -> None:
+    monitor = commands.add_parser(
+        "monitor",
+        help="drift and data quality of new data or the prediction log against the model's reference profile (exit 3: retrain)",
+        description="Compare a batch (--data) or the server's prediction log (--predictions) with the reference profile "
+        "saved with the model (the workspace's, or --version/--stage), through nbs/pipelines/monitor.ipynb: writes "
+        "reports/monitor.ipynb and reports/drift.json. Exit codes: 0 no retrain needed, 3 retrain recommended, "
+        "1 error, 2 usage error. Thresholds and the retrain policy: `monitor:` in params.yaml.",
+    )
+    inputs = monitor.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--data", metavar="SOURCE", help="a CSV/Parquet file, or a SQLAlchemy URL with --query")
+    inputs.add_argument("--predictions", metavar="FOLDER", help="the server's prediction log, e.g. logs/predictions/")
+    monitor.add_argument("--query", help="the SQL query, with a database URL as --data")
+    monitor.add_argument("--since", help="with --predictions: only lines at or after this time (ISO 8601) or within a duration (24h, 7d)")
+    which = monitor.add_mutually_exclusive_group()
+    which.add_argument("--version", help="monitor against this registered version (default: the workspace's model)")
+    which.add_argument("--stage", help="monitor against the version in this stage, e.g. prod")
+    monitor.add_argument("--engine", choices=["inprocess", "kernel"], default="inprocess", help="how the notebook runs (as `mlops-nb stage`)")
+    monitor.add_argument("--progress", choices=["on", "off"], default=None, help="a per-cell progress bar (default: on a terminal)")
+    monitor.set_defaults(handler=_monitor, parser=monitor)
+
+# %% ../nbs/api/90_cli.ipynb #0a039f63
+def _retrain(arguments: argparse.Namespace) -> int:
+    from mlops_nb.config import find_project_root
+    from mlops_nb.retrain import parse_assignment, retrain
+
+    if arguments.query and "://" not in arguments.data:
+        arguments.parser.error("--query goes with a database URL as --data")
+    root = find_project_root()
+    changes = dict(parse_assignment(text) for text in arguments.set or [])
+    result = retrain(
+        _source_argument(arguments.data, root),
+        query=arguments.query,
+        mode=arguments.mode,
+        stage=arguments.stage,
+        margin=arguments.margin,
+        force=arguments.force,
+        changes=changes,
+        branch=arguments.branch,
+        root=root,
+    )
+    for step in result.steps:
+        print(f"{'ok' if step.ok else 'FAILED':>6}  {step.name}: {step.detail}")
+    if result.promoted:
+        print(f"{result.challenger} is now in stage {arguments.stage}")
+    elif result.challenger:
+        print(f"{result.challenger} registered but not promoted; {result.champion} stays in stage {arguments.stage}")
+    else:
+        print("no retrain needed")
+    return 0
+
+
+def _add_retrain_parser(commands: argparse._SubParsersAction) -> None:
+    retrain = commands.add_parser(
+        "retrain",
+        help="monitor new data and, if it says so, retrain on it, register and promote the challenger if not worse",
+        description="The git-native retrain loop: mlops-nb monitor against the champion (--stage); if it recommends "
+        "retraining (or --force): a branch, the batch under data/retrain/ (dvc add) as data.source, dvc repro, a commit, "
+        "a registered version, champion vs challenger on the newest labelled data, and promotion to --stage only if the "
+        "challenger is not worse by more than the margin. Every step is logged (logs/retrain/). Exit 0: the loop ran "
+        "to its end; 1: a step failed, nothing promoted.",
+    )
+    retrain.add_argument("--data", metavar="SOURCE", required=True, help="the new labelled data: a CSV/Parquet file, or a SQLAlchemy URL with --query")
+    retrain.add_argument("--query", help="the SQL query, with a database URL as --data")
+    retrain.add_argument("--mode", choices=["replace", "append"], default="replace", help="train on the batch alone (replace) or on the current data plus the batch (append)")
+    retrain.add_argument("--stage", default="prod", help="the champion's stage, where the challenger is promoted (default: prod)")
+    retrain.add_argument("--margin", type=float, help="how much worse (fraction of the champion's score) the challenger may be (default: monitor.retrain.promotion_margin)")
+    retrain.add_argument("--force", action="store_true", help="retrain even when monitoring does not recommend it")
+    retrain.add_argument("--set", action="append", metavar="KEY=VALUE", help="also set a params.yaml key on the branch, e.g. train.n_estimators=300 (repeatable)")
+    retrain.add_argument("--branch", help="the branch to commit on (default: retrain/<mode>-<data hash>)")
+    retrain.set_defaults(handler=_retrain, parser=retrain)
+
 # %% ../nbs/api/90_cli.ipynb #5037839d
 def build_parser() -> argparse.ArgumentParser:
     """The `mlops-nb` argument parser."""
@@ -256,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = commands.add_parser("zoo", help="list the models train.model can name", description="List the model zoo.")
     zoo.set_defaults(handler=_models_zoo)
     _add_models_parser(commands)
+    _add_monitor_parser(commands)
+    _add_retrain_parser(commands)
     return parser
 
 # %% ../nbs/api/90_cli.ipynb #a74241f3

@@ -24,8 +24,8 @@ PARAMS_FILE = "params.yaml"
 
 # %% auto #0
 __all__ = ['logger', 'PARAMS_FILE', 'SECTIONS', 'find_project_root', 'DataParams', 'PrepareParams', 'FeaturesParams',
-           'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams', 'Params', 'parse_section', 'read_yaml',
-           'load_params', 'read_stages', 'ProjectPaths', 'project_paths']
+           'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams', 'RetrainPolicy', 'MonitorParams', 'Params',
+           'parse_section', 'read_yaml', 'load_params', 'read_stages', 'ProjectPaths', 'project_paths']
 
 # %% ../nbs/api/01_config.ipynb #2a72a1e7
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -143,6 +143,43 @@ class EvaluateParams(_Section):
     importance_max_rows: int = Field(5000, ge=10)
     seed: int = 42
 
+# %% ../nbs/api/01_config.ipynb #1d89995e
+class RetrainPolicy(_Section):
+    """`monitor.retrain`: when monitoring recommends retraining (exit code 3)."""
+
+    # A drifted feature recommends retraining when its share of the model's total (positive) permutation importance
+    # is at least this; below it the drift is reported only (unless on_ignored_feature_drift).
+    min_importance_share: float = Field(0.05, ge=0, le=1)
+    on_ignored_feature_drift: bool = False
+    # Model drift: the batch holds the target and the primary metric (f1_macro / rmse) is worse than the recorded
+    # test metric by more than this fraction of it.
+    max_metric_drop: float = Field(0.05, ge=0)
+    on_model_drift: bool = True
+    on_prediction_drift: bool = False
+    on_quality_issues: bool = False
+    # mlops-nb retrain promotes the challenger unless it is worse than the champion by more than this fraction.
+    promotion_margin: float = Field(0.01, ge=0)
+
+
+class MonitorParams(_Section):
+    """`monitor`: the drift tests, their thresholds, the data-quality limits and the retrain policy."""
+
+    small_sample_rows: int = Field(1000, ge=10)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "fdr_bh", "none"] = "holm"
+    numeric_test: Literal["wasserstein", "psi", "jensenshannon", "ks"] = "wasserstein"
+    categorical_test: Literal["jensenshannon", "psi"] = "jensenshannon"
+    wasserstein_threshold: float = Field(0.1, gt=0)
+    psi_threshold: float = Field(0.2, gt=0)
+    jensenshannon_threshold: float = Field(0.1, gt=0, le=1)
+    ks_threshold: float = Field(0.1, gt=0, le=1)
+    missing_rate_increase: float = Field(0.05, ge=0, le=1)
+    out_of_range_rate: float = Field(0.05, ge=0, le=1)
+    new_category_rate: float = Field(0.01, ge=0, le=1)
+    performance_max_rows: int = Field(100_000, ge=10)
+    seed: int = 42
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+
 # %% ../nbs/api/01_config.ipynb #fc60c63f
 class Params(_Section):
     """The whole of `params.yaml`."""
@@ -153,6 +190,7 @@ class Params(_Section):
     tune: TuneParams = Field(default_factory=TuneParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -313,6 +351,18 @@ class ProjectPaths(BaseModel):
     @property
     def images(self) -> Path:
         return self._path("reports/plots/images")
+
+    @property
+    def profile(self) -> Path:
+        return self._path("models/profile.json")
+
+    @property
+    def drift(self) -> Path:
+        return self._path("reports/drift.json")
+
+    @property
+    def prediction_log(self) -> Path:
+        return self._path("logs/predictions")
 
 
 def project_paths(root: str | Path | None = None) -> ProjectPaths:

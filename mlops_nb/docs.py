@@ -343,11 +343,30 @@ def _metrics_table(path: Path, caption: str) -> str:
     return f"\n## {caption}\n\nFrom `{path.parent.name}/{path.name}`:\n\n| metric | value |\n|---|---|\n{rows}\n"
 
 
+def _monitoring_summary(path: Path) -> str:
+    """The latest monitoring result (`reports/drift.json` of `mlops-nb monitor`): verdict and drifted features."""
+    if not path.exists():
+        return ""
+    result = json.loads(path.read_text())
+    rows = "\n".join(
+        f"| {name} | {'**yes**' if entry.get('drifted') else 'no'} | {entry.get('test')} | {entry.get('statistic')} | "
+        f"{entry.get('threshold')} | {entry.get('importance_share')} |"
+        for name, entry in result.get("features", {}).items()
+    )
+    verdict = "**retrain recommended**" if result.get("retrain") else "no retrain needed"
+    return (
+        f"\n## Monitoring\n\nThe latest `mlops-nb monitor` (`reports/drift.json`, report `reports/monitor.ipynb` below): "
+        f"{result.get('rows')} rows of `{result.get('source')}` against {result.get('model_version')}: {verdict}.\n\n"
+        f"| feature | drifted | test | statistic | threshold | importance share |\n|---|---|---|---|---|---|\n{rows}\n"
+    )
+
+
 def runs_index(root: Path, stage_pages: Sequence[Page]) -> str:
     """The Markdown of the "Latest run" page: the run's metrics tables and a link to each stage's executed notebook."""
     text = "# Metrics\n\nWhat the last `dvc repro` measured. Each stage's executed notebook (its report in `reports/`) follows in the navigation.\n"
     text += _metrics_table(root / "reports" / "metrics.json", "Test set")
     text += _metrics_table(root / "reports" / "cv_metrics.json", "Cross-validation")
+    text += _monitoring_summary(root / "reports" / "drift.json")
     links = "\n".join(f"- [{page.source.stem}]({page_name(page.source)}.ipynb): `{page.source.relative_to(root)}`" for page in stage_pages)
     return text + f"\n## Stage reports\n\n{links}\n"
 

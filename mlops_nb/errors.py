@@ -10,7 +10,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['MlopsNbError', 'ProjectError', 'OutputMissingError', 'ConfigError', 'DataSourceError', 'DataValidationError',
            'ModelConfigError', 'SearchSpaceError', 'ArtifactError', 'StageError', 'CommandError', 'CardError',
-           'RegistryError', 'DocsError']
+           'RegistryError', 'DocsError', 'MonitorError', 'RetrainError']
 
 # %% ../nbs/api/00_errors.ipynb #651df21b
 class MlopsNbError(Exception):
@@ -100,3 +100,12 @@ class RegistryError(MlopsNbError):
 # %% ../nbs/api/00_errors.ipynb #e437c982
 class DocsError(MlopsNbError):
     """The docs cannot be built: a notebook fails to run or convert, Sphinx warns, or README.md is stale."""
+
+# %% ../nbs/api/00_errors.ipynb #bc431a1e
+class MonitorError(MlopsNbError):
+    """Monitoring refused its input: a batch missing a feature column, an empty batch, a profile written for
+    another model than the one monitored, an unreadable prediction log."""
+
+# %% ../nbs/api/00_errors.ipynb #e772994d
+class RetrainError(MlopsNbError):
+    """A step of the retrain loop failed (monitor, repro, commit, register, compare); nothing was promoted."""

@@ -20,7 +20,7 @@ from .artifacts import load_model
 from .card import ModelCard
 from .config import ProjectPaths, project_paths
 from .errors import CardError, RegistryError
-from .files import atomic_path, dvc_md5, run_git
+from .files import atomic_path, dvc_md5, run_git, sha256_file
 from .validate import Schema
 from .version_files import MODEL_ARTIFACT as MODEL_ARTIFACT
 from .version_files import ModelVersion as ModelVersion
@@ -316,6 +316,8 @@ def register(
         "metrics": metrics,
         "dirty": bool(problems),
     }
+    if paths.profile.is_file():  # the reference profile the evaluate stage writes beside the model (monitoring)
+        record["profile_sha256"] = sha256_file(paths.profile)
     name = name or next_version(versions[-1] if versions else None, schema_sha256=record["schema_sha256"], bump=bump)
     if problems:
         logger.warning("registering a dirty model: %s", "; ".join(problems))

@@ -236,11 +236,13 @@ def run_stage(
     root: str | Path | None = None,
     engine: str = "inprocess",
     progress_bar: bool | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Path:
     """Run `nbs/pipelines/NAME.ipynb` through papermill with its `dvc.yaml` parameters; write `reports/NAME.ipynb`.
 
     On a failing cell, raise `StageError` naming the notebook, the cell and the exception; the failed notebook is
-    kept as `reports/NAME.failed.ipynb` for inspection.
+    kept as `reports/NAME.failed.ipynb` for inspection. `parameters` replaces the `dvc.yaml` parameters for a
+    notebook that is not a DVC stage (`mlops-nb monitor` runs `monitor.ipynb` this way).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -248,7 +250,8 @@ def run_stage(
     if engine not in ENGINES:
         raise StageError(f"--engine {engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
     root = Path(root).resolve() if root else find_project_root()
-    parameters = stage_parameters(name, root=root)
+    in_dvc = parameters is None
+    parameters = stage_parameters(name, root=root) if in_dvc else parameters
     notebook_path = root / PIPELINES_DIR / f"{name}.ipynb"
     if not notebook_path.is_file():
         raise ProjectError(
@@ -282,9 +285,10 @@ def run_stage(
         if failed is not None:
             make_deterministic(failed)
             nbformat.write(failed, str(failed_path))
+        note = f" {_dvc_note(name)}" if in_dvc else ""
         raise StageError(
             f"stage '{name}' failed: {_relative(notebook_path, root)}, cell In[{error.exec_count}]: "
-            f"{error.ename}: {detail} (executed notebook: {_relative(failed_path, root)}). {_dvc_note(name)}"
+            f"{error.ename}: {detail} (executed notebook: {_relative(failed_path, root)}).{note}"
         ) from None
     finally:
         for key, value in previous.items():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import untrusted_types
-from .card import ModelCard, RegistryRecord
+from .card import FileRecord, ModelCard, RegistryRecord
 from .config import ProjectPaths, project_paths
 from .errors import ArtifactError, RegistryError
 from .files import atomic_path, sha256_file
@@ -109,6 +109,9 @@ class VersionFiles:
             found = self.version
             relative = self.relative(self.paths.card)
             trained = ModelCard.from_json(self.read_text(relative), source=f"{found.tag}:{relative}")
+            if found.record.get("profile_sha256"):  # written by evaluate, after the card: recorded at registration
+                profile = FileRecord(path=self.relative(self.paths.profile), sha256=found.record["profile_sha256"])
+                trained = trained.model_copy(update={"profile": profile})
             self._card = trained.with_version(
                 found.version,
                 created=found.registered_at,

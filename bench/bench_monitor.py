@@ -1,0 +1,206 @@
+"""Benchmark of monitoring (issue 11, "Performance"), measured side by side in one run.
+
+On `bench/synthetic.py`'s data (20 numeric + 3 categorical columns + a 3-class label): the pipeline runs once on
+1,000,000 rows (its training split, 800,000 rows, is the reference profile), then
+
+1. `mlops-nb monitor` on a new 1,000,000-row draw against reading the same file alone (the ingest code, in a fresh
+   process), after subtracting the stage's fixed start-up cost (the same command on a 1,000-row batch);
+2. the same against Evidently 0.7.23's `DataDriftPreset` (raw 800k-row reference against the 1M-row batch), run in
+   its own virtualenv (`--evidently-venv`, created when missing; Evidently needs `pandas<3`), with the verdicts of
+   both on an unshifted draw and on one with two numeric columns shifted by 0.5 sigma and one categorical skewed;
+3. the monitor's peak memory (`peak_rss.py`) against the batch's in-memory size;
+4. the profile's cost (reading the training split + `build_profile`) against the train stage's wall time.
+
+    .venv/bin/python bench/bench_monitor.py [--rows 1000000] [--no-evidently] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path[:0] = [str(BENCH_DIR), str(REPO_ROOT / "tests")]
+
+from bench_pipeline import LARGE_PARAMS, PYTHON, Report, edit_params, quiet_project, run, stage_walls  # noqa: E402
+from synthetic import synthetic_frame  # noqa: E402
+
+EVIDENTLY = "evidently==0.7.23"
+SHIFTED_NUMERIC = ("x01", "x07")
+SKEWED_CATEGORICAL = "region"
+MONITOR_READ_RATIO = 2.0
+EVIDENTLY_SPEEDUP = 10.0
+MEMORY_FACTOR = 1.5
+PROFILE_SHARE = 0.05
+
+READ_ALONE = """
+import sys, time
+from mlops_nb.data import read_source
+started = time.perf_counter()
+frame, _ = read_source(sys.argv[1])
+print(time.perf_counter() - started, int(frame.memory_usage(deep=True).sum()))
+"""
+
+PROFILE_COST = """
+import json, sys, time
+from pathlib import Path
+from mlops_nb.data import read_parquet
+from mlops_nb.profile import build_profile
+from mlops_nb.validate import Schema
+root = Path(sys.argv[1])
+started = time.perf_counter()
+train = read_parquet(root / "data/prepared/train.parquet")
+read = time.perf_counter() - started
+schema = Schema.load(root / "data/prepared/schema.json")
+started = time.perf_counter()
+build_profile(train, schema=schema)
+print(read, time.perf_counter() - started, len(train))
+"""
+
+
+def write_batch(path: Path, rows: int, *, seed: int, shifted: bool) -> None:
+    frame = synthetic_frame(rows, seed=seed)
+    if shifted:
+        for name in SHIFTED_NUMERIC:
+            frame[name] = frame[name] + 0.5 * frame[name].std()
+        skew = (frame.index.to_numpy() % 5) < 2  # two rows in five
+        frame.loc[skew, SKEWED_CATEGORICAL] = f"{SKEWED_CATEGORICAL}_0"
+    frame.to_parquet(path, index=False)
+
+
+def evidently_python(venv: Path) -> Path | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"  creating {venv} with {EVIDENTLY} and pandas<3 ...", flush=True)
+        created = subprocess.run(["python3", "-m", "venv", str(venv)])
+        if created.returncode != 0:
+            return None
+        installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", EVIDENTLY, "pandas<3", "pyarrow"])
+        if installed.returncode != 0:
+            return None
+    check = subprocess.run([str(python), "-c", "import evidently; print(evidently.__version__)"], capture_output=True, text=True)
+    return python if check.returncode == 0 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the source and of each new batch")
+    parser.add_argument("--no-evidently", action="store_true", help="skip the Evidently comparison")
+    parser.add_argument("--evidently-venv", type=Path, default=REPO_ROOT / ".venv-evidently", help="Evidently's virtualenv")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    arguments = parser.parse_args(argv)
+    os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    work = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
+    report = Report()
+    started = time.perf_counter()
+    print(f"monitor benchmark: {os.cpu_count()} CPUs, work dir {work}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    try:
+        source = work / "source.parquet"
+        synthetic_frame(arguments.rows, seed=0).to_parquet(source, index=False)
+        project = quiet_project(work / "project")
+
+        def configure(params: dict) -> None:
+            params["data"].update(source=str(source), target="label", task="classification")
+            params["train"] = dict(LARGE_PARAMS["train"])
+            params["tune"].update(LARGE_PARAMS["tune"])
+            params["evaluate"].update(LARGE_PARAMS["evaluate"])
+            params["features"]["categorical_encoding"] = "ordinal"
+
+        edit_params(project, configure)
+        print(f"\n== the pipeline on {arguments.rows:,} rows (dvc repro, once)", flush=True)
+        repro = run(["dvc", "repro"], project, label="dvc repro, large data")
+        walls = stage_walls(repro)
+        print("  stage walls: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in walls.items()))
+
+        batches = {"unshifted": work / "current.parquet", "shifted": work / "shifted.parquet", "small": work / "small.parquet"}
+        write_batch(batches["unshifted"], arguments.rows, seed=1, shifted=False)
+        write_batch(batches["shifted"], arguments.rows, seed=2, shifted=True)
+        write_batch(batches["small"], 1000, seed=3, shifted=False)
+
+        print(f"\n== 1. mlops-nb monitor on {arguments.rows:,} rows vs reading the file alone", flush=True)
+        read = run([PYTHON, "-c", READ_ALONE, str(batches["unshifted"])], project, label="read alone")
+        read_seconds, batch_bytes = (float(value) for value in read.output.split()[-2:])
+        small = run(["mlops-nb", "monitor", "--data", str(batches["small"]), "--progress", "off"], project, label="monitor, 1,000 rows", peak=True)
+        monitored, verdicts = {}, {}
+        for name in ("unshifted", "shifted"):
+            result = subprocess.run([PYTHON, str(BENCH_DIR / "peak_rss.py"), str(work / "peak"), "mlops-nb", "monitor", "--data",
+                                     str(batches[name]), "--progress", "off"], cwd=project, capture_output=True, text=True)
+            if result.returncode not in (0, 3):
+                raise SystemExit(f"monitor failed: {result.stderr[-2000:]}")
+            monitored[name] = (result, int((work / "peak").read_text()))
+            verdicts[name] = json.loads((project / "reports" / "drift.json").read_text())["drifted_features"]
+        # wall times, measured again without the peak wrapper's process in between
+        walls_monitor = {}
+        for name in ("small", "unshifted"):
+            begun = time.perf_counter()
+            subprocess.run(["mlops-nb", "monitor", "--data", str(batches[name]), "--progress", "off"], cwd=project, capture_output=True)
+            walls_monitor[name] = time.perf_counter() - begun
+        net = walls_monitor["unshifted"] - walls_monitor["small"]
+        print(f"  read alone {read_seconds:.2f} s; monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
+              f"{walls_monitor['small']:.2f} s on 1,000 rows (the fixed start-up: imports, papermill, model load)")
+        report.target("1. monitor minus fixed cost / read alone", f"{net / read_seconds:.2f}x ({net:.2f} vs {read_seconds:.2f} s)",
+                      f"<= {MONITOR_READ_RATIO}x", net / read_seconds <= MONITOR_READ_RATIO)
+        print(f"  verdicts: unshifted -> {verdicts['unshifted'] or 'none'}; shifted -> {verdicts['shifted']}")
+        expected = sorted([*SHIFTED_NUMERIC, SKEWED_CATEGORICAL])
+        report.target("1b. monitor verdicts", f"shifted {sorted(verdicts['shifted'])}, unshifted {verdicts['unshifted']}",
+                      f"{expected} / []", sorted(verdicts["shifted"]) == expected and not verdicts["unshifted"])
+
+        print("\n== 3. peak memory of the monitor against the batch's in-memory size", flush=True)
+        peak = monitored["unshifted"][1]
+        base = small.peak_rss
+        print(f"  batch in memory {batch_bytes / 1e6:.0f} MB; monitor peak {peak / 1e6:.0f} MB; on 1,000 rows {base / 1e6:.0f} MB")
+        report.target("3. monitor peak minus its 1,000-row peak / batch size", f"{(peak - base) / batch_bytes:.2f}x "
+                      f"(peak {peak / batch_bytes:.2f}x the batch, all in)", f"<= {MEMORY_FACTOR}x", (peak - base) / batch_bytes <= MEMORY_FACTOR)
+
+        if not arguments.no_evidently:
+            print(f"\n== 2. Evidently {EVIDENTLY} DataDriftPreset, same data (reference: the 800k-row training split)", flush=True)
+            python = evidently_python(arguments.evidently_venv)
+            if python is None:
+                print("  Evidently could not be installed: row skipped")
+            else:
+                evidently = {}
+                for name in ("unshifted", "shifted"):
+                    out = work / f"evidently-{name}.json"
+                    begun = time.perf_counter()
+                    ran = run([str(python), str(BENCH_DIR / "evidently_drift.py"), str(project / "data/prepared/train.parquet"),
+                               str(batches[name]), str(out), "label"], project, label=f"evidently {name}", peak=True)
+                    evidently[name] = {**json.loads(out.read_text()), "wall": time.perf_counter() - begun, "peak": ran.peak_rss}
+                    print(f"  {name}: Report.run {evidently[name]['seconds']:.1f} s (process {evidently[name]['wall']:.1f} s, "
+                          f"peak {ran.peak_rss / 1e9:.2f} GB); drifted {evidently[name]['drifted'] or 'none'}", flush=True)
+                speedup = evidently["unshifted"]["seconds"] / walls_monitor["unshifted"]
+                report.target("2. Evidently Report.run alone / whole mlops-nb monitor command", f"{speedup:.1f}x "
+                              f"({evidently['unshifted']['seconds']:.1f} vs {walls_monitor['unshifted']:.1f} s)",
+                              f">= {EVIDENTLY_SPEEDUP}x", speedup >= EVIDENTLY_SPEEDUP)
+                same = sorted(evidently["shifted"]["drifted"]) == sorted(verdicts["shifted"]) and evidently["unshifted"]["drifted"] == verdicts["unshifted"]
+                report.target("2b. same verdicts as Evidently", f"Evidently shifted {evidently['shifted']['drifted']}, "
+                              f"unshifted {evidently['unshifted']['drifted']}", "equal", same)
+
+        print("\n== 4. the profile's cost against the train stage", flush=True)
+        cost = run([PYTHON, "-c", PROFILE_COST, str(project)], project, label="profile cost")
+        read_train, build, rows = (float(value) for value in cost.output.split()[-3:])
+        train_wall = walls.get("train", 0.0)
+        share = (read_train + build) / train_wall if train_wall else float("inf")
+        print(f"  {int(rows):,} training rows: read {read_train:.2f} s + build_profile {build:.2f} s; train stage {train_wall:.1f} s")
+        report.target("4. profile (read + build) / train stage", f"{share:.1%}", f"<= {PROFILE_SHARE:.0%}", share <= PROFILE_SHARE)
+    finally:
+        if arguments.keep:
+            print(f"\nkept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print("\n== Targets (issue 11)")
+    for name, measured, target, passed in report.rows:
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}: {measured} (target {target})")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - started:.0f} s")
+    return 0 if all(row[3] for row in report.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
