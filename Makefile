@@ -44,8 +44,8 @@ check-sync: install  ## the library is in sync with the notebooks, and the noteb
 	@git diff --exit-code --stat -- mlops_nb nbs || { echo "error: notebooks are not clean or mlops_nb/ is out of sync: run 'make hooks', 'nbdev-export' and 'nbdev-clean', then commit"; exit 1; }
 
 test: install hooks check-sync lint  ## set up and run every test: notebook tests (nbdev-test) and pytest
-	$(BIN)/nbdev-test nbs/api --n-workers 2
-	$(BIN)/python -m mlops_nb.docs readme --check
+	$(BIN)/nbdev-test nbs/api --n-workers 2 --flags slow
+	$(BIN)/mlops-nb docs readme --check
 	$(MAKE) --no-print-directory chromium
 	$(BIN)/python -m pytest -q tests
 
@@ -61,13 +61,13 @@ lab: hooks $(VENV)/.lab-installed  ## open JupyterLab on the project with the pr
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 docs: install  ## build the docs site into _docs/ (sphinx-build -W); runs the pipeline first when reports/ is stale
-	$(BIN)/python -m mlops_nb.docs build --pipeline auto
+	$(BIN)/mlops-nb docs build --pipeline auto
 
 docs-serve: docs  ## build the docs site and serve it on http://127.0.0.1:8000
-	$(BIN)/python -m mlops_nb.docs serve --port 8000
+	$(BIN)/mlops-nb docs serve --port 8000
 
 readme: install  ## regenerate README.md from nbs/index.ipynb
-	$(BIN)/python -m mlops_nb.docs readme
+	$(BIN)/mlops-nb docs readme
 
 chromium:  ## the headless browser of the docs test (Debian's chromium), installed when missing
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -1,6 +1,6 @@
 """Sphinx configuration of the mlops_nb docs site.
 
-The source folder is `_proc/site/`, written by `python -m mlops_nb.docs build` (see nbs/api/85_docs.ipynb):
+The source folder is `_proc/site/`, written by `mlops-nb docs build` (see nbs/api/86_site.ipynb):
 notebooks already processed by nbdev and converted for myst-nb. Nothing here loads from the network.
 """
 

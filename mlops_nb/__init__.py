@@ -7,10 +7,12 @@ Modules:
 - `mlops_nb.evaluate`: Test-set metrics, and the plots a reviewer wants (confusion matrix, ROC, residuals, feature importances) as data `dvc plots` renders and as PNG.
 - `mlops_nb.features`: The feature pipeline as one scikit-learn `ColumnTransformer`: impute and scale numbers, impute and one-hot categories, unknown categories ignored. It stays convertible to ONNX with skl2onnx.
 - `mlops_nb.monitor`: Drift and data quality of a new batch, or of the server's prediction log, against the reference profile saved with the model; model drift when the batch holds the target; a retrain decision weighted by importance.
+- `mlops_nb.myst`: Quarto-flavoured nbdev notebooks converted for myst-nb and Sphinx: cell options as tags, Pandoc attributes stripped, the title cell as a heading, `show_doc` output as Markdown. Pure functions, no files.
 - `mlops_nb.profile`: The reference profile written with every model: per-feature bins, quantiles, moments and frequencies of the training split, the target's and the test predictions' distributions and the permutation importances. No raw rows; its size does not grow with the data.
 - `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the workspace's model, promoting and demoting it, getting a version's files.
 - `mlops_nb.reproduce`: Exact reproduction of a registered model version: its commit rerun in a temporary git worktree, test metrics and test-set predictions compared with the registered ones.
 - `mlops_nb.retrain`: The git-native retrain loop: monitor the new data, point the pipeline at it, `dvc repro`, commit on a branch, register, compare challenger with champion on the newest labelled data, promote only if it is not worse.
+- `mlops_nb.site`: The offline docs site: pages from the notebooks and the latest run's reports, nbdev's processing with a cache, Sphinx, and README.md from `nbs/index.ipynb`.
 - `mlops_nb.stage`: Running a pipeline notebook as a DVC stage through papermill: parameters from `params.yaml`, an executed notebook that is byte-identical for identical inputs, and a one-line error when a cell fails.
 - `mlops_nb.train`: Features and model as one scikit-learn `Pipeline`, cross-validated, and the model card that records what went into it.
 - `mlops_nb.tune`: Hyperparameter search with Optuna: a search space declared in `params.yaml`, a seeded TPE sampler, pruning on cross-validation folds, an embedded journal-file storage by default and any RDB URL for many workers.

@@ -364,6 +364,50 @@ class ProjectPaths(BaseModel):
     def prediction_log(self) -> Path:
         return self._path("logs/predictions")
 
+    @property
+    def confusion_plot(self) -> Path:
+        """The confusion matrix as `dvc plots` data (classification)."""
+        return self._path("reports/plots/confusion.csv")
+
+    @property
+    def roc_plot(self) -> Path:
+        """The ROC curve's points (classification)."""
+        return self._path("reports/plots/roc.csv")
+
+    @property
+    def residuals_plot(self) -> Path:
+        """Predicted values and residuals (regression)."""
+        return self._path("reports/plots/residuals.csv")
+
+    @property
+    def importance_plot(self) -> Path:
+        """Permutation importances of the input columns."""
+        return self._path("reports/plots/importance.csv")
+
+    def image(self, name: str) -> Path:
+        """The PNG `name` (without suffix, e.g. `roc`) of a plot, for the report and the docs site."""
+        return self.images / f"{name}.png"
+
+    @property
+    def params_file(self) -> Path:
+        return self._path(PARAMS_FILE)
+
+    @property
+    def dvc_file(self) -> Path:
+        return self._path("dvc.yaml")
+
+    def pipeline_notebook(self, stage: str) -> Path:
+        """The notebook the stage `stage` runs: `nbs/pipelines/STAGE.ipynb`."""
+        return self._path(f"nbs/pipelines/{stage}.ipynb")
+
+    def report(self, stage: str) -> Path:
+        """The executed notebook of the stage `stage`, its report: `reports/STAGE.ipynb`."""
+        return self._path(f"reports/{stage}.ipynb")
+
+    def failed_report(self, stage: str) -> Path:
+        """The executed notebook of a failed run of `stage`, kept for inspection."""
+        return self._path(f"reports/{stage}.failed.ipynb")
+
 
 def project_paths(root: str | Path | None = None) -> ProjectPaths:
     """The `ProjectPaths` of the project at `root` (default: found from the working directory)."""

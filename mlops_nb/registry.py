@@ -34,13 +34,12 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'BUMPS', 'RECORD_PREFIX', 'parse_version', 'check_stage_name', 'list_versions', 'versions_table',
-           'find_version', 'next_version', 'register', 'promote', 'demote', 'read_card', 'get_model']
+           'find_version', 'next_version', 'register', 'promote', 'read_card', 'get_model', 'demote']
 
-# %% ../nbs/api/50_registry.ipynb #53ca100e
+# %% ../nbs/api/50_registry.ipynb #6a2ca29c
 BUMPS = ("major", "minor", "patch")
 # The last line of a version's tag message: a JSON summary that `list` reads without the DVC cache.
 RECORD_PREFIX = "mlops-nb-record: "
-_STAGE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_/-]*[A-Za-z0-9])?$")
 
 
 def parse_version(text: str) -> str:
@@ -54,6 +53,9 @@ def parse_version(text: str) -> str:
             hint="write MAJOR.MINOR.PATCH, e.g. 1.2.0 or v1.2.0, or leave the version out to bump the latest one",
         )
     return name
+
+# %% ../nbs/api/50_registry.ipynb #02787b9d
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_/-]*[A-Za-z0-9])?$")
 
 
 def check_stage_name(stage: str) -> str:
@@ -92,7 +94,7 @@ def _parse_tag_message(text: str) -> tuple[str, dict[str, Any]]:
             kept.append(line)
     return "\n".join(kept).strip(), record
 
-# %% ../nbs/api/50_registry.ipynb #bb044469
+# %% ../nbs/api/50_registry.ipynb #752019e2
 def _semver_key(version: str):
     import semver
 
@@ -136,7 +138,7 @@ def list_versions(*, root: str | Path | None = None) -> list[ModelVersion]:
         )
     return sorted(versions, key=lambda found: _semver_key(found.version))
 
-
+# %% ../nbs/api/50_registry.ipynb #823aadc4
 def versions_table(versions: list[ModelVersion]) -> pd.DataFrame:
     """One row per version: stages, commit, model, test metrics, data sha256 and rows, dirty flag."""
     import pandas as pd
@@ -159,7 +161,7 @@ def versions_table(versions: list[ModelVersion]) -> pd.DataFrame:
         )
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/api/50_registry.ipynb #979bc5aa
 def find_version(version: str | None = None, *, stage: str | None = None, root: str | Path | None = None) -> ModelVersion:
     """The registered version named `version` (`1.2.0` or `v1.2.0`), or the one now in `stage`."""
     if (version is None) == (stage is None):
@@ -329,7 +331,7 @@ def register(
     logger.info("registered %s@%s on commit %s", MODEL_ARTIFACT, name, head[:7])
     return find_version(name, root=paths.root)
 
-# %% ../nbs/api/50_registry.ipynb #4f1013a6
+# %% ../nbs/api/50_registry.ipynb #3f2c64b3
 def promote(version: str, *, stage: str, root: str | Path | None = None) -> ModelVersion:
     """Put `version` in `stage` (any git-safe name: dev, staging, prod, ...); a no-op if it is there already."""
     root = _root(root)
@@ -343,31 +345,6 @@ def promote(version: str, *, stage: str, root: str | Path | None = None) -> Mode
     with _gto_errors("assign", root):
         gto.api.assign(str(root), MODEL_ARTIFACT, stage, version=found.version, message=f"Promote {found.tag} to {stage}")
     logger.info("%s is now in stage %s", found.tag, stage)
-    return find_version(found.version, root=root)
-
-
-def demote(version: str, *, stage: str | None = None, root: str | Path | None = None) -> ModelVersion:
-    """Take `version` out of `stage` (default: its only stage)."""
-    root = _root(root)
-    found = find_version(version, root=root)
-    if stage is None:
-        if len(found.stages) != 1:
-            raise RegistryError(
-                f"{found.tag} is in stages [{', '.join(found.stages)}], so the stage to leave is ambiguous",
-                hint="name it with --stage",
-            )
-        stage = found.stages[0]
-    check_stage_name(stage)
-    if stage not in found.stages:
-        raise RegistryError(
-            f"{found.tag} is not in stage {stage!r} (its stages: {', '.join(found.stages) or 'none'})",
-            hint="`mlops-nb models list` shows which version is in which stage",
-        )
-    import gto.api
-
-    with _gto_errors("unassign", root):
-        gto.api.unassign(str(root), MODEL_ARTIFACT, stage=stage, version=found.version, message=f"Demote {found.tag} from {stage}")
-    logger.info("%s left stage %s", found.tag, stage)
     return find_version(found.version, root=root)
 
 # %% ../nbs/api/50_registry.ipynb #d1a2b0d8
@@ -397,3 +374,28 @@ def get_model(
         page.write_text(card.to_markdown(), encoding="utf-8")
     logger.info("wrote %s (%s, commit %s) to %s", paths.model.name, found.tag, found.commit[:7], out)
     return out
+
+# %% ../nbs/api/50_registry.ipynb #0b740e36
+def demote(version: str, *, stage: str | None = None, root: str | Path | None = None) -> ModelVersion:
+    """Take `version` out of `stage` (default: its only stage)."""
+    root = _root(root)
+    found = find_version(version, root=root)
+    if stage is None:
+        if len(found.stages) != 1:
+            raise RegistryError(
+                f"{found.tag} is in stages [{', '.join(found.stages)}], so the stage to leave is ambiguous",
+                hint="name it with --stage",
+            )
+        stage = found.stages[0]
+    check_stage_name(stage)
+    if stage not in found.stages:
+        raise RegistryError(
+            f"{found.tag} is not in stage {stage!r} (its stages: {', '.join(found.stages) or 'none'})",
+            hint="`mlops-nb models list` shows which version is in which stage",
+        )
+    import gto.api
+
+    with _gto_errors("unassign", root):
+        gto.api.unassign(str(root), MODEL_ARTIFACT, stage=stage, version=found.version, message=f"Demote {found.tag} from {stage}")
+    logger.info("%s left stage %s", found.tag, stage)
+    return find_version(found.version, root=root)

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'count_different_predictions', 'Reproduction', 'reproduce']
 
-# %% ../nbs/api/52_reproduce.ipynb #18d5d175
+# %% ../nbs/api/52_reproduce.ipynb #a894265a
 def count_different_predictions(recorded: Any, reproduced: Any, X: pd.DataFrame) -> int:
     """The rows of `X` on which two fitted pipelines predict differently (label or value, and class
     probabilities), compared exactly."""
@@ -46,7 +46,7 @@ def count_different_predictions(recorded: Any, reproduced: Any, X: pd.DataFrame)
         different |= (recorded_probabilities != reproduced_probabilities).any(axis=1)
     return int(different.sum())
 
-
+# %% ../nbs/api/52_reproduce.ipynb #b4ba0bad
 @dataclass(frozen=True)
 class Reproduction:
     """What `reproduce` found for one version."""

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'split_xy', 'build_pipeline', 'cv_splitter', 'scorers', 'cross_validate_pipeline', 'dependency_hashes',
            'model_card']
 
-# %% ../nbs/api/30_train.ipynb #b83de88f
+# %% ../nbs/api/30_train.ipynb #3e7b8fe2
 def split_xy(frame: pd.DataFrame, schema: Schema) -> tuple[pd.DataFrame, pd.Series]:
     """The feature columns and the target of `frame`, in the schema's order.
 
@@ -55,7 +55,7 @@ def _categorical(column: pd.Series) -> pd.Series:
     categorical = column.astype("category")
     return categorical.cat.set_categories(categorical.cat.categories.astype(object))
 
-
+# %% ../nbs/api/30_train.ipynb #aaf17803
 def build_pipeline(
     schema: Schema,
     *,
@@ -79,21 +79,21 @@ def build_pipeline(
         )
     return Pipeline([("features", make_feature_pipeline(schema, params=features)), ("model", model)])
 
-# %% ../nbs/api/30_train.ipynb #ddfaf1c5
+# %% ../nbs/api/30_train.ipynb #d92cfde3
 def cv_splitter(task: str, *, cv_folds: int, seed: int) -> KFold | StratifiedKFold:
     """Shuffled, seeded folds; stratified for classification."""
     if task == "classification":
         return StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
     return KFold(n_splits=cv_folds, shuffle=True, random_state=seed)
 
-
+# %% ../nbs/api/30_train.ipynb #e87eecc1
 def scorers(task: str) -> dict[str, str]:
     """The scikit-learn scorers reported for `task`, by the name used in the metrics files."""
     if task == "classification":
         return {"accuracy": "accuracy", "f1_macro": "f1_macro", "precision_macro": "precision_macro", "recall_macro": "recall_macro"}
     return {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error", "r2": "r2"}
 
-
+# %% ../nbs/api/30_train.ipynb #bccd7f24
 def cross_validate_pipeline(
     pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, task: str, cv_folds: int = 5, seed: int = 42
 ) -> dict[str, float]:

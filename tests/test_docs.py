@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_nb.docs import page_name
+from mlops_nb.site import page_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SITE = REPO_ROOT / "_docs"
@@ -27,7 +27,7 @@ TUTORIALS = sorted((REPO_ROOT / "nbs" / "tutorials").glob("*.ipynb"))
 def site() -> Path:
     """The site as `make docs` builds it (warnings are errors); the pipeline runs first only when reports/ is missing."""
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_nb.docs", "build", "--pipeline", "missing"],
+        [str(Path(sys.executable).parent / "mlops-nb"), "docs", "build", "--pipeline", "missing"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, f"docs build failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
