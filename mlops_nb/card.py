@@ -31,7 +31,7 @@ warnings.filterwarnings("ignore", message='Field name "schema" in "ModelCard"', 
 __all__ = ['logger', 'CARD_LIBRARIES', 'ModelInfo', 'GitState', 'DataLineage', 'FileRecord', 'ArtifactRecord', 'OnnxRecord',
            'RegistryRecord', 'library_versions', 'ModelCard']
 
-# %% ../nbs/api/26_card.ipynb #33bfdb9f
+# %% ../nbs/api/26_card.ipynb #1f893a40
 class _Record(BaseModel):
     # Unknown keys (from older or newer cards) are kept, not refused: a card must always load.
     model_config = ConfigDict(extra="allow")
@@ -44,14 +44,14 @@ class ModelInfo(_Record):
     task: str
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
-
+# %% ../nbs/api/26_card.ipynb #76ea53f0
 class GitState(_Record):
     """The commit a version was registered on, and whether the model differed from the one committed there."""
 
     commit: str | None = None
     dirty: bool | None = None
 
-
+# %% ../nbs/api/26_card.ipynb #d872a67c
 class DataLineage(_Record):
     """Where the training data came from: source, kind, sha256 of the bytes read, rows and columns."""
 
@@ -61,14 +61,14 @@ class DataLineage(_Record):
     rows: int | None = None
     columns: list[str] | None = None
 
-
+# %% ../nbs/api/26_card.ipynb #44560ca6
 class FileRecord(_Record):
     """A file of the version, relative to the project root, with its sha256."""
 
     path: str
     sha256: str
 
-
+# %% ../nbs/api/26_card.ipynb #eeefccd7
 class ArtifactRecord(FileRecord):
     """The model file: path, sha256 and format (`skops`)."""
 

@@ -58,12 +58,12 @@ def compute_metrics(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, schema
     result["test_rows"] = len(y)
     return {name: round(float(value), 6) if name != "test_rows" else int(value) for name, value in result.items()}
 
-# %% ../nbs/api/40_evaluate.ipynb #9ff2e916
+# %% ../nbs/api/40_evaluate.ipynb #ce318d31
 def confusion_rows(y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
     """One row per test example: actual and predicted class."""
     return pd.DataFrame({"actual": np.asarray(y_true).astype(str), "predicted": np.asarray(y_pred).astype(str)})
 
-
+# %% ../nbs/api/40_evaluate.ipynb #6bbba816
 def _thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
     if len(frame) <= max_points:
         return frame
@@ -89,14 +89,14 @@ def roc_points(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, max_points:
         curves.append(_thin(curve, max_points))
     return pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["class", "fpr", "tpr"])
 
-
+# %% ../nbs/api/40_evaluate.ipynb #810f3876
 def residual_rows(y_true: pd.Series, y_pred: np.ndarray, *, max_points: int = 2000) -> pd.DataFrame:
     """Actual, predicted and residual per test example (an even sample on large test sets)."""
     frame = pd.DataFrame({"actual": np.asarray(y_true, dtype=float), "predicted": np.asarray(y_pred, dtype=float)})
     frame["residual"] = frame.actual - frame.predicted
     return _thin(frame.round(6), max_points).reset_index(drop=True)
 
-
+# %% ../nbs/api/40_evaluate.ipynb #4efc1c5e
 def feature_importances(
     pipeline: Pipeline,
     X: pd.DataFrame,
@@ -118,7 +118,7 @@ def feature_importances(
     )
     return frame.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(drop=True)
 
-# %% ../nbs/api/40_evaluate.ipynb #932c8419
+# %% ../nbs/api/40_evaluate.ipynb #4095eb2f
 def _figure(width: float = 5.5, height: float = 4.0):
     from matplotlib.figure import Figure
 
@@ -135,7 +135,7 @@ def plot_confusion_matrix(rows: pd.DataFrame, *, classes: list[Any] | None = Non
     axes.set_title("Confusion matrix (test set)")
     return figure
 
-
+# %% ../nbs/api/40_evaluate.ipynb #f98df5f3
 def plot_roc(points: pd.DataFrame):
     """ROC curves of `roc_points`."""
     figure = _figure()
@@ -147,7 +147,7 @@ def plot_roc(points: pd.DataFrame):
     axes.legend(loc="lower right")
     return figure
 
-
+# %% ../nbs/api/40_evaluate.ipynb #60b262bf
 def plot_residuals(rows: pd.DataFrame):
     """Residuals against predictions, from `residual_rows`."""
     figure = _figure()
@@ -157,7 +157,7 @@ def plot_residuals(rows: pd.DataFrame):
     axes.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (test set)")
     return figure
 
-
+# %% ../nbs/api/40_evaluate.ipynb #b330852b
 def plot_importances(frame: pd.DataFrame):
     """A horizontal bar chart of `feature_importances`."""
     ordered = frame.sort_values("importance")
@@ -167,14 +167,14 @@ def plot_importances(frame: pd.DataFrame):
     axes.set(xlabel="drop in score when shuffled", title="Permutation importance (test set)")
     return figure
 
-
+# %% ../nbs/api/40_evaluate.ipynb #bad0b86c
 def save_figure(figure, path: str | Path) -> Path:
     """Save `figure` as PNG atomically, without metadata that changes between runs."""
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", metadata={"Software": None})
     return Path(path)
 
-
+# %% ../nbs/api/40_evaluate.ipynb #f647722b
 def show_figure(figure, path: str | Path):
     """Save `figure` to `path` (as `save_figure`) and return the saved PNG for display, rendered only once."""
     from IPython.display import Image
