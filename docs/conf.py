@@ -21,7 +21,7 @@ version = release = mlops_nb.__version__
 extensions = ["myst_nb"]
 exclude_patterns = ["**/.ipynb_checkpoints", ".doctrees"]
 
-# Notebooks are executed (with a cache) by mlops_nb.docs before Sphinx sees them.
+# Notebooks are executed (with a cache) by mlops_nb.site before Sphinx sees them.
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
