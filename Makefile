@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium bench clean
+.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql bench experiments clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs,remotes]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlops_nb)" >/dev/null
 	touch $@
 
@@ -47,6 +47,7 @@ test: install hooks check-sync lint  ## set up and run every test: notebook test
 	$(BIN)/nbdev-test nbs/api --n-workers 2 --flags slow
 	$(BIN)/mlops-nb docs readme --check
 	$(MAKE) --no-print-directory chromium
+	$(MAKE) --no-print-directory postgresql
 	$(BIN)/python -m pytest -q tests
 
 test-fast: install  ## the tests that do not run the whole pipeline
@@ -54,7 +55,7 @@ test-fast: install  ## the tests that do not run the whole pipeline
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 $(VENV)/.lab-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,docs,lab]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs,remotes,lab]"
 	touch $@
 
 lab: hooks $(VENV)/.lab-installed  ## open JupyterLab on the project with the project's kernel (more options: LAB_ARGS="...")
@@ -69,8 +70,21 @@ docs-serve: docs  ## build the docs site and serve it on http://127.0.0.1:8000
 readme: install  ## regenerate README.md from nbs/index.ipynb
 	$(BIN)/mlops-nb docs readme
 
+postgresql:  ## PostgreSQL's server binaries for the shared-study tests (Debian's postgresql), installed when missing
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 chromium:  ## the headless browser of the docs test (Debian's chromium), installed when missing
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+EXPERIMENTS ?= -S 'tune.sampler=tpe,random' -S 'tune.pruner=median,none'
+JOBS ?= 2
+experiments: install  ## queue a grid of DVC experiments and run them JOBS at a time: make experiments EXPERIMENTS="-S 'train.seed=1,2'"
+	$(BIN)/dvc exp run --queue $(EXPERIMENTS)
+	$(BIN)/dvc queue start -j $(JOBS)
+	@while $(BIN)/dvc queue status | grep -qE 'Queued|Running'; do sleep 5; done
+	$(BIN)/dvc queue status
+	$(BIN)/dvc exp show --no-pager
+	@! $(BIN)/dvc queue status | grep -q Failed
 
 bench: install  ## run the benchmarks in bench/ and print their ratios
 	$(BIN)/python bench/bench_pipeline.py

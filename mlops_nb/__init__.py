@@ -10,12 +10,14 @@ Modules:
 - `mlops_nb.myst`: Quarto-flavoured nbdev notebooks converted for myst-nb and Sphinx: cell options as tags, Pandoc attributes stripped, the title cell as a heading, `show_doc` output as Markdown. Pure functions, no files.
 - `mlops_nb.profile`: The reference profile written with every model: per-feature bins, quantiles, moments and frequencies of the training split, the target's and the test predictions' distributions and the permutation importances. No raw rows; its size does not grow with the data.
 - `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the workspace's model, promoting and demoting it, getting a version's files.
+- `mlops_nb.remote`: The project's DVC remote, named in errors: a version fetched from a remote that cannot be reached fails with one line saying which remote, where it points and why.
 - `mlops_nb.reproduce`: Exact reproduction of a registered model version: its commit rerun in a temporary git worktree, test metrics and test-set predictions compared with the registered ones.
 - `mlops_nb.retrain`: The git-native retrain loop: monitor the new data, point the pipeline at it, `dvc repro`, commit on a branch, register, compare challenger with champion on the newest labelled data, promote only if it is not worse.
 - `mlops_nb.site`: The offline docs site: pages from the notebooks and the latest run's reports, nbdev's processing with a cache, Sphinx, and README.md from `nbs/index.ipynb`.
 - `mlops_nb.stage`: Running a pipeline notebook as a DVC stage through papermill: parameters from `params.yaml`, an executed notebook that is byte-identical for identical inputs, and a one-line error when a cell fails.
+- `mlops_nb.study`: How a study runs and where it lives: an embedded journal file or a shared PostgreSQL database, the study named from what shapes its result, N worker processes that give the same trials as one, distributed workers with heartbeats, and the tuning step of the pipeline as one call.
 - `mlops_nb.train`: Features and model as one scikit-learn `Pipeline`, cross-validated, and the model card that records what went into it.
-- `mlops_nb.tune`: Hyperparameter search with Optuna: a search space declared in `params.yaml`, a seeded TPE sampler, pruning on cross-validation folds, an embedded journal-file storage by default and any RDB URL for many workers.
+- `mlops_nb.tune`: The search itself: the search space from `params.yaml` turned into Optuna distributions, samplers (TPE, random, grid, CMA-ES) and pruners (median, Hyperband), the cross-validated objective, the subsample for large data, and the trial table, summary and plots of a study. How a study runs and where it is stored: `study`.
 - `mlops_nb.validate`: Schema inference, the data checks that stop a bad data set before any model is touched, cleaning, data-quality metrics and the train/test split.
 - `mlops_nb.version_files`: A registered model version and its files, read through DVC at the version's commit whatever the workspace holds: the card, JSON and text files, and files fetched with their sha256 and trusted types checked."""
 

@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'CommandGroup', 'COMMAND_GROUPS', 'command_group', 'build_parser', 'main', 'add_stage_commands',
-           'add_check_commands', 'add_metrics_commands', 'add_zoo_commands', 'add_models_commands', 'add_docs_commands']
+           'add_check_commands', 'add_tune_commands', 'add_metrics_commands', 'add_zoo_commands', 'add_models_commands',
+           'add_docs_commands']
 
 # %% ../nbs/api/90_cli.ipynb #c94e7222
 CommandGroup = Callable[["argparse._SubParsersAction"], None]
@@ -53,10 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if arguments.verbose else logging.INFO,
+        level=logging.DEBUG if arguments.verbose else logging.WARNING,
         format="%(message)s" if not arguments.verbose else "%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Our progress at INFO; other libraries' (DVC's plugins, boto, gcsfs) only from WARNING, unless --verbose.
+    logging.getLogger("mlops_nb").setLevel(logging.DEBUG if arguments.verbose else logging.INFO)
     if not arguments.verbose:
         logging.getLogger("papermill").setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = arguments.handler
@@ -115,6 +118,7 @@ def _check(arguments: argparse.Namespace) -> int:
         try:
             make_model(params.train.model, task=task, hyperparameters=params.train.hyperparameters)
             check_search_space(params.tune.search_space, model_name=params.train.model, task=task)
+            _check_tuning(params, task)
             default_metric(task, params.tune.metric)
             break
         except MlopsNbError as error:
@@ -123,6 +127,16 @@ def _check(arguments: argparse.Namespace) -> int:
         raise problems[0]
     print(f"{root / PARAMS_FILE}: ok")
     return 0
+
+
+
+def _check_tuning(params, task: str) -> None:
+    from mlops_nb.study import model_search_space
+    from mlops_nb.tune import check_search_space, make_sampler
+
+    model_name, search_space, location = model_search_space(params.train, params.tune)
+    check_search_space(search_space, model_name=model_name, task=task, location=location)
+    make_sampler(params.tune.sampler, search_space, seed=params.tune.seed, location=location)
 
 
 @command_group
@@ -134,6 +148,54 @@ def add_check_commands(commands: argparse._SubParsersAction) -> None:
         description="Validate params.yaml: unknown keys, types, ranges, the model name, its hyperparameters and the search space.",
     )
     check.set_defaults(handler=_check)
+
+# %% ../nbs/api/90_cli.ipynb #f4027611
+def _tune_worker(arguments: argparse.Namespace) -> int:
+    from mlops_nb.study import run_worker
+
+    ran = run_worker(storage=arguments.storage, study=arguments.study)
+    print(f"tune worker: ran {ran} trial(s); the study has its n_trials finished trials", file=sys.stderr)
+    return 0
+
+
+def _tune_dashboard(arguments: argparse.Namespace) -> int:
+    from mlops_nb.config import load_params, project_paths
+    from mlops_nb.study import serve_dashboard
+
+    paths = project_paths()
+    storage = arguments.storage or load_params(paths.root / "params.yaml").tune.storage
+    serve_dashboard(storage=storage, journal_path=paths.study_journal, host=arguments.host, port=arguments.port)
+    return 0
+
+
+@command_group
+def add_tune_commands(commands: argparse._SubParsersAction) -> None:
+    """`mlops-nb tune worker|dashboard`: a worker joining a shared study; optuna-dashboard on the studies."""
+    tune = commands.add_parser(
+        "tune",
+        help="tuning outside the stage: a worker joining a shared study, optuna-dashboard on the studies",
+        description="Join a shared Optuna study from any machine with the project checked out, or look at the studies.",
+    )
+    actions = tune.add_subparsers(dest="tune_command", metavar="ACTION", required=True)
+    worker = actions.add_parser(
+        "worker",
+        help="run trials of the shared study on this machine until it has tune.n_trials finished trials",
+        description="Join the study that the tune stage runs on a shared database (named from params.yaml, data and "
+        "code, or --study) and run its trials until it has n_trials finished ones. Needs the prepared data "
+        "(`dvc pull data/prepared` or `dvc repro prepare`). Put the password in PGPASSWORD or ~/.pgpass.",
+    )
+    worker.add_argument("--storage", required=True, help="the study's database, e.g. postgresql://optuna@db.internal:5432/optuna")
+    worker.add_argument("--study", help="the study's name (default: the one the tune stage derives from params.yaml)")
+    worker.set_defaults(handler=_tune_worker)
+    dashboard = actions.add_parser(
+        "dashboard",
+        help="serve optuna-dashboard on the studies (the embedded journal, or tune.storage / --storage)",
+        description="Serve optuna-dashboard on the project's studies: the embedded journal (.optuna/study.journal) or a database.",
+    )
+    dashboard.add_argument("--storage", help="a database URL (default: tune.storage, else the embedded journal)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
+    dashboard.add_argument("--port", type=int, default=8080, help="the port (default: 8080)")
+    dashboard.set_defaults(handler=_tune_dashboard)
 
 # %% ../nbs/api/90_cli.ipynb #1c7958c0
 def _metrics(arguments: argparse.Namespace) -> int:

@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 PARAMS_FILE = "params.yaml"
 
 # %% auto #0
-__all__ = ['logger', 'PARAMS_FILE', 'SECTIONS', 'find_project_root', 'DataParams', 'PrepareParams', 'FeaturesParams',
-           'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams', 'RetrainPolicy', 'MonitorParams', 'Params',
-           'parse_section', 'read_yaml', 'load_params', 'read_stages', 'ProjectPaths', 'project_paths']
+__all__ = ['logger', 'PARAMS_FILE', 'MAX_TUNE_WORKERS', 'SECTIONS', 'find_project_root', 'DataParams', 'PrepareParams',
+           'FeaturesParams', 'TuneRunParams', 'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams',
+           'RetrainPolicy', 'MonitorParams', 'Params', 'parse_section', 'read_yaml', 'load_params', 'read_stages',
+           'ProjectPaths', 'project_paths']
 
 # %% ../nbs/api/01_config.ipynb #2a72a1e7
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -82,9 +83,34 @@ class FeaturesParams(_Section):
     # Categories beyond the most frequent N are grouped as "infrequent" (either encoding).
     one_hot_max_categories: int | None = Field(None, ge=2)
 
+# %% ../nbs/api/01_config.ipynb #a14f7edf
+MAX_TUNE_WORKERS = 64
+
+
+class TuneRunParams(_Section):
+    """How the `tune` study runs: sampler, pruner, worker processes, subsample, storage. `TuneParams` adds the rest."""
+
+    sampler: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    # Worker processes on this machine; the trials and best parameters do not depend on it (embedded storage).
+    workers: int = Field(1, ge=1, le=MAX_TUNE_WORKERS)
+    # Trials asked ahead of their results: trial k is sampled knowing trials 0..k-batch_size. Part of what makes a
+    # result; more workers than batch_size leave some idle.
+    batch_size: int = Field(4, ge=1, le=MAX_TUNE_WORKERS)
+    # Tune on a stratified (classification) or uniform subsample of this many training rows; train uses them all.
+    max_rows: int | None = Field(None, ge=50)
+    # null: an embedded journal file (git-ignored, .optuna/); or a PostgreSQL URL shared by many workers.
+    storage: str | None = None
+    # null: named from the study's params, data and code, so a changed search space starts a new study.
+    study: str | None = Field(None, min_length=1, max_length=128)
+    fresh: bool = False
+    # Seconds between a worker's heartbeats on a shared storage; a trial silent for 2x this is failed and retried.
+    heartbeat: float = Field(10, gt=0, le=3600)
+
 # %% ../nbs/api/01_config.ipynb #64dd3c1a
 class SearchDimension(_Section):
-    """One hyperparameter of the tuning search space: an `int` or `float` range, or `categorical` choices."""
+    """One hyperparameter of the tuning search space: an `int` or `float` range (or numeric `choices`), or
+    `categorical` choices."""
 
     type: Literal["int", "float", "categorical"]
     low: float | None = None
@@ -99,6 +125,8 @@ class SearchDimension(_Section):
             if not self.choices:
                 raise ValueError("a categorical dimension needs a non-empty 'choices' list")
             return self
+        if self.choices is not None:
+            return self._check_numeric_choices()
         if self.low is None or self.high is None:
             raise ValueError(f"an {self.type} dimension needs both 'low' and 'high'")
         if self.low > self.high:
@@ -107,8 +135,19 @@ class SearchDimension(_Section):
             raise ValueError(f"a log-scaled dimension needs low > 0, got {self.low:g}")
         return self
 
+    def _check_numeric_choices(self) -> SearchDimension:
+        if not self.choices:
+            raise ValueError(f"an {self.type} dimension's 'choices' must be a non-empty list")
+        wanted = int if self.type == "int" else (int, float)
+        for value in self.choices:
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise ValueError(f"choice {value!r} is not an {self.type}; use type: categorical for mixed choices")
+        if self.low is not None or self.high is not None:
+            raise ValueError("give either 'choices' or 'low'/'high', not both")
+        return self
 
-class TuneParams(_Section):
+
+class TuneParams(TuneRunParams):
     """`tune`: the Optuna study."""
 
     n_trials: int = Field(15, ge=0)
@@ -116,8 +155,6 @@ class TuneParams(_Section):
     seed: int = 42
     cv_folds: int = Field(3, ge=2)
     metric: str = "auto"
-    pruner: Literal["median", "none"] = "median"
-    storage: str | None = None
     search_space: dict[str, SearchDimension] = Field(default_factory=dict)
 
 # %% ../nbs/api/01_config.ipynb #ddd19d5e
@@ -322,7 +359,8 @@ class ProjectPaths(BaseModel):
 
     @property
     def study_journal(self) -> Path:
-        return self._path("reports/tune/study.journal")
+        # Not a DVC output: Optuna's journal records clock times. Git-ignored, kept between runs to resume studies.
+        return self._path(".optuna/study.journal")
 
     @property
     def trials(self) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['MlopsNbError', 'ProjectError', 'OutputMissingError', 'ConfigError', 'DataSourceError', 'DataValidationError',
            'ModelConfigError', 'SearchSpaceError', 'ArtifactError', 'StageError', 'CommandError', 'CardError',
-           'RegistryError', 'DocsError', 'MonitorError', 'RetrainError']
+           'RegistryError', 'DocsError', 'MonitorError', 'RetrainError', 'TuningError', 'RemoteError']
 
 # %% ../nbs/api/00_errors.ipynb #651df21b
 class MlopsNbError(Exception):
@@ -109,3 +109,11 @@ class MonitorError(MlopsNbError):
 # %% ../nbs/api/00_errors.ipynb #e772994d
 class RetrainError(MlopsNbError):
     """A step of the retrain loop failed (monitor, repro, commit, register, compare); nothing was promoted."""
+
+# %% ../nbs/api/00_errors.ipynb #d425e880
+class TuningError(MlopsNbError):
+    """A study that cannot run: a storage that cannot be reached, a study holding another search space, a failed worker."""
+
+# %% ../nbs/api/00_errors.ipynb #c9053ee7
+class RemoteError(MlopsNbError):
+    """A DVC remote that cannot be reached, or that lacks what is asked of it."""

@@ -37,6 +37,28 @@ def _import_jsonschema_without_iri_checker() -> None:
 
 _import_jsonschema_without_iri_checker()
 
+
+def _import_papermill_without_cloud_io() -> None:
+    """Import papermill without its S3, Azure and GCS notebook readers.
+
+    papermill imports boto3, azure-storage and gcsfs at import when they are installed, as they are for DVC's
+    remotes (`.[remotes]`): seconds in every stage process. Stages read and write local notebooks only. The blocks
+    are lifted right after, so DVC in the same process still reaches its remotes.
+    """
+    if "papermill" in sys.modules:
+        return
+    blocked = [name for name in ("boto3", "gcsfs", "azure.storage.blob", "azure.datalake.store") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        import papermill.iorw  # noqa: F401
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+
+
+_import_papermill_without_cloud_io()
+
 import nbformat
 from papermill.engines import Engine, NBClientEngine, papermill_engines
 

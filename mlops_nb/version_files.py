@@ -18,7 +18,7 @@ from typing import Any
 from .artifacts import untrusted_types
 from .card import FileRecord, ModelCard, RegistryRecord
 from .config import ProjectPaths, project_paths
-from .errors import ArtifactError, RegistryError
+from .errors import ArtifactError, MlopsNbError, RegistryError
 from .files import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,12 @@ class VersionFiles:
             self._filesystem = DVCFileSystem(str(self.paths.root), rev=self.version.commit)
         return self._filesystem
 
-    def _missing(self, relative: str, error: Exception) -> RegistryError:
+    def _missing(self, relative: str, error: Exception) -> MlopsNbError:
+        from mlops_nb.remote import default_remote, remote_error
+
         version = self.version
+        if default_remote(self.paths.root) is not None:  # name the remote and why it failed (unreachable, not pushed)
+            return remote_error(error, root=self.paths.root, what=f"{version.tag}: {relative} at commit {version.commit[:7]}")
         return RegistryError(
             f"{version.tag}: {relative} at commit {version.commit[:7]} is in no DVC cache or remote ({error})",
             hint="`dvc push` it from the machine that trained it, or `dvc remote add -d NAME URL` for the remote that holds it",
@@ -82,12 +86,10 @@ class VersionFiles:
 
     def read_text(self, relative_path: str | Path) -> str:
         """The text of a file of the version."""
-        from dvc.exceptions import DvcException
-
         relative = self.relative(relative_path)
         try:
             return self.filesystem.read_text(relative, encoding="utf-8")
-        except (OSError, DvcException) as error:
+        except Exception as error:  # DVC, fsspec and the remotes' clients raise many types
             raise self._missing(relative, error) from None
 
     def read_json(self, relative_path: str | Path) -> Any:
@@ -134,13 +136,11 @@ class VersionFiles:
     def fetch(self, relative_path: str | Path, destination: str | Path, *, sha256: str | None = None) -> Path:
         """Write a file of the version to `destination`, atomically, after checking its sha256 against `sha256`
         (when given) and, for a `.skops` model, that it holds only trusted types. Nothing is written otherwise."""
-        from dvc.exceptions import DvcException
-
         relative, destination = self.relative(relative_path), Path(destination)
         with atomic_path(destination) as temporary:
             try:
                 self.filesystem.get_file(relative, str(temporary))
-            except (OSError, DvcException) as error:
+            except Exception as error:  # DVC, fsspec and the remotes' clients raise many types
                 raise self._missing(relative, error) from None
             self._check(temporary, relative, sha256)
         return destination

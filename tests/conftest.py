@@ -45,3 +45,68 @@ def fresh_run(pipeline_project: Path, tmp_path: Path) -> Path:
 def fresh_project(tmp_path: Path) -> Path:
     """A fresh copy of the project's sources that has never run."""
     return make_project(tmp_path / "project")
+
+
+# --- PostgreSQL for shared tuning studies (issue 12): a real server from a temporary folder, on a loopback port ---
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        pytest.fail("PostgreSQL's server is not installed: `make postgresql` (Debian's postgresql package)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server started for the session (as `nobody` when the tests run as root, which PostgreSQL
+    refuses), trusting loopback connections; yields the URL of its `postgres` database for the user `optuna`."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    binaries = _postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="mlops_nb_pg_"))
+    as_user: dict[str, str] = {}
+    if os.geteuid() == 0:
+        shutil.chown(folder, "nobody", "nogroup")
+        as_user = {"user": "nobody", "group": "nogroup"}
+    data, port = folder / "data", _free_port()
+
+    def postgres(*arguments: str) -> None:
+        result = subprocess.run([str(binaries / arguments[0]), *arguments[1:]], capture_output=True, text=True, cwd=folder,
+                                timeout=120, **as_user)
+        if result.returncode != 0:
+            pytest.fail(f"{arguments[0]} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+    postgres("initdb", "-D", str(data), "-U", "optuna", "--auth=trust", "-E", "UTF8", "--no-sync")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+    postgres("pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start")
+    try:
+        yield f"postgresql://optuna@127.0.0.1:{port}/postgres"
+    finally:
+        postgres("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the session's PostgreSQL server, for one test."""
+    import re
+
+    import psycopg
+
+    name = "test_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
