@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, make_project, run, set_params
+from conftest import BIN, command_env, make_project, run, set_params
 
 pytestmark = pytest.mark.slow
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -28,7 +28,10 @@ def _free_port() -> int:
 def test_queued_experiments_run_two_at_a_time(fresh_run: Path) -> None:
     run(["dvc", "exp", "run", "--queue", "-S", "tune.sampler=tpe,random", "-S", "tune.n_trials=4"], fresh_run)
     assert run(["dvc", "queue", "status"], fresh_run).stdout.count("Queued") == 2
-    run(["dvc", "queue", "start", "-j", "2"], fresh_run)
+    # Not through `run`: the queue's daemon workers inherit the command's output, and a pipe would keep it waiting.
+    with (fresh_run.parent / "queue.log").open("w") as log:
+        started = subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=fresh_run, env=command_env(), stdout=log, stderr=subprocess.STDOUT)
+    assert started.returncode == 0, (fresh_run.parent / "queue.log").read_text()
     most_running, deadline, seen = 0, time.monotonic() + 600, []
     while True:
         status = run(["dvc", "queue", "status"], fresh_run).stdout
