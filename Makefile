@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql bench experiments clean
+.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql bench experiments clean promtool wrk serve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,9 +48,10 @@ test: install hooks check-sync lint  ## set up and run every test: notebook test
 	$(BIN)/mlops-nb docs readme --check
 	$(MAKE) --no-print-directory chromium
 	$(MAKE) --no-print-directory postgresql
+	$(MAKE) --no-print-directory promtool
 	$(BIN)/python -m pytest -q tests
 
-test-fast: install  ## the tests that do not run the whole pipeline
+test-fast: install promtool  ## the tests that do not run the whole pipeline
 	$(BIN)/nbdev-test nbs/api --n-workers 2
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
@@ -86,8 +87,20 @@ experiments: install  ## queue a grid of DVC experiments and run them JOBS at a 
 	$(BIN)/dvc exp show --no-pager
 	@! $(BIN)/dvc queue status | grep -q Failed
 
-bench: install  ## run the benchmarks in bench/ and print their ratios
+promtool:  ## Prometheus' promtool (Debian's prometheus package) for the metrics/alert tests, installed when missing
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+wrk:  ## the HTTP load generator of the serving benchmark (Debian's wrk), installed when missing
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+SERVE_ARGS ?=
+serve: install  ## serve the workspace model on http://127.0.0.1:8000 (runs the pipeline first if needed; more: SERVE_ARGS="...")
+	$(BIN)/dvc repro
+	$(BIN)/mlops-nb serve $(SERVE_ARGS)
+
+bench: install wrk  ## run the benchmarks in bench/ and print their ratios
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:  ## remove the virtualenv and generated run outputs (the DVC cache stays)
 	rm -rf $(VENV) _proc .pytest_cache

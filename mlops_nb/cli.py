@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'CommandGroup', 'COMMAND_GROUPS', 'command_group', 'build_parser', 'main', 'add_stage_commands',
            'add_check_commands', 'add_tune_commands', 'add_metrics_commands', 'add_zoo_commands', 'add_models_commands',
-           'add_docs_commands']
+           'add_serve_commands', 'add_docs_commands']
 
 # %% ../nbs/api/90_cli.ipynb #c94e7222
 CommandGroup = Callable[["argparse._SubParsersAction"], None]
@@ -522,6 +522,67 @@ def _add_retrain_parser(commands: argparse._SubParsersAction) -> None:
     retrain.add_argument("--set", action="append", metavar="KEY=VALUE", help="also set a params.yaml key on the branch, e.g. train.n_estimators=300 (repeatable)")
     retrain.add_argument("--branch", help="the branch to commit on (default: retrain/<mode>-<data hash>)")
     retrain.set_defaults(handler=_retrain, parser=retrain)
+
+# %% ../nbs/api/90_cli.ipynb #9a018282
+def _serve(arguments: argparse.Namespace) -> int:
+    from mlops_nb.config import find_project_root
+    from mlops_nb.serve import ServeSettings, run_server
+
+    if arguments.watch_stage and (arguments.version or arguments.stage):
+        raise MlopsNbError("--watch-stage serves the stage's version: give it alone, without --version or --stage")
+    if arguments.version and arguments.stage:
+        raise MlopsNbError("give either --version or --stage, not both")
+    settings = ServeSettings(
+        root=find_project_root(),
+        version=arguments.version,
+        stage=arguments.stage,
+        watch_stage=arguments.watch_stage,
+        watch_interval=arguments.watch_interval,
+        host=arguments.host,
+        port=arguments.port,
+        workers=arguments.workers,
+        max_body_bytes=arguments.max_body_bytes,
+        max_batch_size=arguments.max_batch_size,
+        log_dir=arguments.log_dir,
+        log_max_bytes=arguments.log_max_bytes,
+        prediction_log=not arguments.no_prediction_log,
+        drift_path=arguments.drift_file,
+    )
+    run_server(settings, metrics_dir=arguments.metrics_dir)
+    return 0
+
+
+@command_group
+def add_serve_commands(commands: argparse._SubParsersAction) -> None:
+    """`mlops-nb serve`: the HTTP model server."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve the model over HTTP: Open Inference Protocol (V2), TF Serving-style V1, /metrics, /docs",
+        description="Serve the workspace model (models/), a registered --version, or the version in --stage. "
+        "V2: /v2/models/model/infer (KServe, MLServer and Triton clients); V1: /v1/models/model:predict. "
+        "ONNX Runtime when the export proved it equal to scikit-learn, else scikit-learn. With MLOPS_NB_API_TOKEN set, "
+        "inference and reload need 'Authorization: Bearer <token>'. Refuses to start if a model file's sha256 "
+        "does not match its card.",
+    )
+    source = serve.add_argument_group("what to serve (default: the workspace's models/)")
+    source.add_argument("--version", help="a registered version, e.g. v1.2.0")
+    source.add_argument("--stage", help="the version now in this stage, e.g. prod (loaded once)")
+    source.add_argument("--watch-stage", metavar="STAGE", help="serve the version in STAGE and reload when the stage's tag moves")
+    source.add_argument("--watch-interval", type=float, default=2.0, metavar="SECONDS", help="how often to check the stage's tag (default 2)")
+    network = serve.add_argument_group("network")
+    network.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all interfaces)")
+    network.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    network.add_argument("--workers", type=int, default=1, help="worker processes (default 1); metrics are summed over them")
+    network.add_argument("--metrics-dir", type=Path, help="prometheus multiprocess folder with --workers > 1 (wiped at start; default under /tmp)")
+    limits = serve.add_argument_group("limits")
+    limits.add_argument("--max-body-bytes", type=int, default=10 * 2**20, help="largest request body, checked before parsing (default 10 MiB; 413 past it)")
+    limits.add_argument("--max-batch-size", type=int, default=10_000, help="most rows in one request (default 10000)")
+    logs = serve.add_argument_group("prediction log and drift")
+    logs.add_argument("--log-dir", type=Path, help="where the prediction log goes (default logs/predictions/)")
+    logs.add_argument("--log-max-bytes", type=int, default=64 * 2**20, help="start a new log file past this size (default 64 MiB)")
+    logs.add_argument("--no-prediction-log", action="store_true", help="do not log predictions")
+    logs.add_argument("--drift-file", type=Path, help="the monitor's drift result exported as gauges (default reports/drift.json)")
+    serve.set_defaults(handler=_serve)
 
 # %% ../nbs/api/90_cli.ipynb #82c13a19
 def _docs_build(arguments: argparse.Namespace) -> int:

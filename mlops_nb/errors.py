@@ -10,7 +10,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['MlopsNbError', 'ProjectError', 'OutputMissingError', 'ConfigError', 'DataSourceError', 'DataValidationError',
            'ModelConfigError', 'SearchSpaceError', 'ArtifactError', 'StageError', 'CommandError', 'CardError',
-           'RegistryError', 'DocsError', 'MonitorError', 'RetrainError', 'TuningError', 'RemoteError']
+           'RegistryError', 'DocsError', 'ServingError', 'MonitorError', 'RetrainError', 'TuningError', 'RemoteError']
 
 # %% ../nbs/api/00_errors.ipynb #651df21b
 class MlopsNbError(Exception):
@@ -100,6 +100,11 @@ class RegistryError(MlopsNbError):
 # %% ../nbs/api/00_errors.ipynb #e437c982
 class DocsError(MlopsNbError):
     """The docs cannot be built: a notebook fails to run or convert, Sphinx warns, or README.md is stale."""
+
+# %% ../nbs/api/00_errors.ipynb #4992ddeb
+class ServingError(MlopsNbError):
+    """The model server cannot start or reload (a tampered or missing model file, an unknown version), or refuses
+    a request (a 4xx naming the input and the instance)."""
 
 # %% ../nbs/api/00_errors.ipynb #bc431a1e
 class MonitorError(MlopsNbError):

@@ -1,0 +1,234 @@
+"""The model server under load, side by side in one run (issue 10, "Performance").
+
+`wrk -t2 -c8` (Debian's wrk; `make bench` installs it) against, in the same run: a no-op FastAPI endpoint (uvicorn
+with uvloop and httptools; reads the body, returns a constant: the ceiling), `mlops-nb serve` answering V2 single-row
+requests through ONNX Runtime, the same with `--workers 2`, and the scikit-learn fallback. Also one connection's
+p50/p99, and a 1,000-row V2 batch against the same runtime's in-process prediction of those rows. The model is the
+penguins random forest with 200 trees. Figures are ratios measured in the same run: the machine is shared.
+
+    python bench/bench_serve.py [--duration 15] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+NOOP_APP = '''
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+app = FastAPI()
+
+
+@app.post("/noop")
+async def noop(request: Request) -> Response:
+    await request.body()
+    return Response(b'{"ok": true}', media_type="application/json")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status in (200, 405):
+                    return
+        except OSError as error:
+            if getattr(error, "code", None) == 405:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready in {timeout} s")
+
+
+class Started:
+    def __init__(self, command: list[str], cwd: Path, ready_path: str, port: int):
+        self.port = port
+        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}", self.process)
+
+    def __enter__(self) -> Started:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def wrk(url: str, body: bytes, *, threads: int, connections: int, duration: int, folder: Path) -> dict[str, float]:
+    """Requests/s, p50 and p99 latency (ms) and errors of a wrk run POSTing `body`."""
+    body_file = folder / f"body-{len(body)}.json"
+    body_file.write_bytes(body)
+    script = folder / f"post-{len(body)}.lua"
+    script.write_text(textwrap.dedent(f'''
+        local file = io.open("{body_file}", "rb")
+        wrk.method = "POST"
+        wrk.body = file:read("*a")
+        file:close()
+        wrk.headers["Content-Type"] = "application/json"
+    '''))
+    result = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+                            capture_output=True, text=True, check=True)
+    output = result.stdout
+
+    def latency(percentile: str) -> float:
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def make_model(project: Path) -> dict:
+    from mlops_nb.artifacts import save_model
+    from mlops_nb.data import read_source
+    from mlops_nb.files import write_json
+    from mlops_nb.serve_runtime import ONNX_FOLDER, export_onnx
+    from mlops_nb.train import build_pipeline, split_xy
+    from mlops_nb.validate import clean, infer_schema, split_train_test
+
+    frame = clean(read_source("sample:penguins")[0], target="species")
+    schema = infer_schema(frame, target="species", task="classification")
+    train, test = split_train_test(frame, target="species", task="classification")
+    pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters={"n_estimators": 200}).fit(*split_xy(train, schema))
+    (project / "models").mkdir(parents=True)
+    (project / "params.yaml").write_text("{}\n")
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    write_json({"schema": schema.model_dump(mode="json"), "artifact": {"sha256": save_model(pipeline, project / "models" / "model.skops")}},
+               project / "models" / "card.json")
+    export_onnx(pipeline, schema, test, project / ONNX_FOLDER)
+    return {"schema": schema, "frame": frame, "pipeline": pipeline}
+
+
+def v2_body(schema, rows: list[dict]) -> bytes:
+    inputs = [{"name": column.name, "shape": [len(rows)], "datatype": "FP64" if column.kind == "numeric" else "BYTES",
+               "data": [row[column.name] for row in rows]} for column in schema.columns]
+    return json.dumps({"inputs": inputs}).encode()
+
+
+def rows_of(frame, schema, n: int) -> list[dict]:
+    rows = []
+    for record in frame.sample(n=n, replace=True, random_state=0).to_dict(orient="records"):
+        rows.append({column.name: (None if (record[column.name] == "" if column.kind == "categorical" else record[column.name] != record[column.name]) else record[column.name])
+                     for column in schema.columns})
+    return rows
+
+
+def in_process_seconds(project: Path, schema, rows: list[dict], *, repeats: int = 30) -> float:
+    from mlops_nb.serve_runtime import load_from_folder
+    from mlops_nb.serve_schema import RequestDecoder
+
+    served = load_from_folder(project / "models", version="bench")
+    columns = RequestDecoder(schema).decode_v1(rows).columns
+    served.runtime.predict(columns, probabilities=True)
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        served.runtime.predict(columns, probabilities=True)
+        timings.append(time.perf_counter() - started)
+    return float(np.median(timings))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run (default 15)")
+    parser.add_argument("--quick", action="store_true", help="5 s runs")
+    arguments = parser.parse_args()
+    duration = 5 if arguments.quick else arguments.duration
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: `make wrk` (Debian's wrk package)")
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    model = make_model(work / "onnx")
+    schema = model["schema"]
+    fallback = work / "sklearn"
+    shutil.copytree(work / "onnx", fallback)
+    shutil.rmtree(fallback / "models" / "onnx")
+    one_row = v2_body(schema, rows_of(model["frame"], schema, 1))
+    batch_rows = rows_of(model["frame"], schema, 1000)
+    batch = v2_body(schema, batch_rows)
+    (work / "noop.py").write_text(NOOP_APP)
+    results: dict[str, dict[str, float]] = {}
+
+    def serve(project: Path, *extra: str) -> Started:
+        port = free_port()
+        return Started([str(BIN / "mlops-nb"), "serve", "--port", str(port), "--log-dir", str(work / "logs"), *extra], project, "/v2/health/ready", port)
+
+    port = free_port()
+    with Started([str(BIN / "python"), "-m", "uvicorn", "noop:app", "--port", str(port), "--log-level", "warning", "--no-access-log",
+                  "--loop", "uvloop", "--http", "httptools"], work, "/noop", port) as noop:
+        url = f"http://127.0.0.1:{noop.port}/noop"
+        results["no-op FastAPI, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+        results["no-op FastAPI, 1 connection"] = wrk(url, one_row, threads=1, connections=1, duration=duration, folder=work)
+    with serve(work / "onnx") as server:
+        url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
+        results["V2 ONNX, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+        results["V2 ONNX, 1 connection"] = wrk(url, one_row, threads=1, connections=1, duration=duration, folder=work)
+        results["V2 ONNX, 1,000-row batch, 1 connection"] = wrk(url, batch, threads=1, connections=1, duration=duration, folder=work)
+    with serve(work / "onnx", "--workers", "2", "--metrics-dir", str(work / "metrics")) as server:
+        time.sleep(5)  # the second worker loads its model
+        url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
+        results["V2 ONNX, --workers 2, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+    with serve(fallback) as server:
+        url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
+        results["V2 scikit-learn fallback, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+    in_process = in_process_seconds(work / "onnx", schema, batch_rows)
+
+    width = max(map(len, results))
+    print(f"\n{'':<{width}}  {'req/s':>9}  {'p50 ms':>8}  {'p99 ms':>8}  errors")
+    for name, figures in results.items():
+        print(f"{name:<{width}}  {figures['rps']:>9.0f}  {figures['p50_ms']:>8.2f}  {figures['p99_ms']:>8.2f}  {figures['errors']}")
+    noop8, v2 = results["no-op FastAPI, 8 connections"], results["V2 ONNX, 8 connections"]
+    ratio = v2["rps"] / noop8["rps"]
+    batch_ratio = results["V2 ONNX, 1,000-row batch, 1 connection"]["p50_ms"] / 1000 / in_process
+    targets = [
+        ("V2 single row / no-op, 8 connections", f"{ratio:.3f}x", ">= 0.15x", ratio >= 0.15),
+        ("V2 single row p99, 8 connections", f"{v2['p99_ms']:.2f} ms", "<= 10 ms", v2["p99_ms"] <= 10),
+        ("V2 errors", str(v2["errors"]), "0", v2["errors"] == 0),
+        ("1,000-row batch p50 / in-process ONNX predict", f"{batch_ratio:.2f}x ({in_process * 1000:.2f} ms in process)", "<= 1.5x", batch_ratio <= 1.5),
+    ]
+    print()
+    print(f"--workers 2 / 1 worker: {results['V2 ONNX, --workers 2, 8 connections']['rps'] / v2['rps']:.2f}x")
+    print(f"scikit-learn fallback / ONNX: {results['V2 scikit-learn fallback, 8 connections']['rps'] / v2['rps']:.3f}x")
+    for name, measured, target, passed in targets:
+        print(f"{'PASS' if passed else 'FAIL'}  {name}: {measured} (target {target})")
+    print(f"load average at end: {os.getloadavg()}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(passed for *_, passed in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
