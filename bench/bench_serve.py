@@ -6,7 +6,10 @@ requests through ONNX Runtime, the same with `--workers 2`, and the scikit-learn
 p50/p99, and a 1,000-row V2 batch against the same runtime's in-process prediction of those rows. The model is the
 penguins random forest with 200 trees. Figures are ratios measured in the same run: the machine is shared.
 
-    python bench/bench_serve.py [--duration 15] [--quick]
+    python bench/bench_serve.py [--duration 15] [--quick] [--mlserver]
+
+`--mlserver` adds MLServer 1.7.1's scikit-learn runtime on the same model (a side-by-side row, not a target), from
+a separate venv under `.bench/mlserver-venv` made on first use (pip; `uvloop==0.21.0` for its default worker).
 """
 
 from __future__ import annotations
@@ -147,6 +150,43 @@ def rows_of(frame, schema, n: int) -> list[dict]:
     return rows
 
 
+MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0", "scikit-learn==1.9.1", "pandas==3.1.1", "numpy==2.4.6"]
+
+
+def mlserver_venv(folder: Path) -> Path | None:
+    """A venv with MLServer's scikit-learn runtime (made once), or None when it cannot be installed."""
+    if not (folder / "bin" / "mlserver").exists():
+        print(f"installing MLServer into {folder} (once) ...", flush=True)
+        made = subprocess.run([sys.executable, "-m", "venv", str(folder)], capture_output=True)
+        installed = made.returncode == 0 and subprocess.run(
+            [str(folder / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES], capture_output=True, text=True
+        ).returncode == 0
+        if not installed:
+            print("MLServer could not be installed: its row is skipped")
+            return None
+    return folder
+
+
+def mlserver_model(folder: Path, pipeline, port: int) -> None:
+    """The same fitted pipeline for MLServer (joblib; our column-wise median imputer as the SimpleImputer it is)."""
+    import copy
+
+    import joblib
+    from sklearn.impute import SimpleImputer
+
+    plain = copy.deepcopy(pipeline)
+    for _, transformer, _ in plain.named_steps["features"].transformers_:
+        for _, step in getattr(transformer, "steps", []):
+            if type(step).__name__ == "ColumnwiseImputer":
+                step.__class__ = SimpleImputer
+    folder.mkdir(parents=True)
+    joblib.dump(plain, folder / "model.joblib")
+    (folder / "model-settings.json").write_text(json.dumps(
+        {"name": "model", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+    (folder / "settings.json").write_text(json.dumps(
+        {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "debug": False}))
+
+
 def in_process_seconds(project: Path, schema, rows: list[dict], *, repeats: int = 30) -> float:
     from mlops_nb.serve_runtime import load_from_folder
     from mlops_nb.serve_schema import RequestDecoder
@@ -166,6 +206,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run (default 15)")
     parser.add_argument("--quick", action="store_true", help="5 s runs")
+    parser.add_argument("--mlserver", action="store_true", help="add MLServer's scikit-learn runtime (separate venv, made once)")
     arguments = parser.parse_args()
     duration = 5 if arguments.quick else arguments.duration
     if shutil.which("wrk") is None:
@@ -177,7 +218,9 @@ def main() -> int:
     fallback = work / "sklearn"
     shutil.copytree(work / "onnx", fallback)
     shutil.rmtree(fallback / "models" / "onnx")
-    one_row = v2_body(schema, rows_of(model["frame"], schema, 1))
+    complete = model["frame"][model["frame"][schema.feature_columns].ne("").all(axis=1) & model["frame"][schema.numeric_columns].notna().all(axis=1)]
+    single = rows_of(complete, schema, 1)
+    one_row = v2_body(schema, single)
     batch_rows = rows_of(model["frame"], schema, 1000)
     batch = v2_body(schema, batch_rows)
     (work / "noop.py").write_text(NOOP_APP)
@@ -205,6 +248,14 @@ def main() -> int:
     with serve(fallback) as server:
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
         results["V2 scikit-learn fallback, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+    if arguments.mlserver and (venv := mlserver_venv(Path(__file__).resolve().parents[1] / ".bench" / "mlserver-venv")) is not None:
+        port = free_port()
+        mlserver_model(work / "mlserver", model["pipeline"], port)
+        body = json.loads(one_row)
+        body["parameters"] = {"content_type": "pd"}
+        with Started([str(venv / "bin" / "mlserver"), "start", str(work / "mlserver")], work / "mlserver", "/v2/health/ready", port) as mlserver:
+            url = f"http://127.0.0.1:{mlserver.port}/v2/models/model/infer"
+            results["MLServer 1.7.1 sklearn runtime, 8 connections"] = wrk(url, json.dumps(body).encode(), threads=2, connections=8, duration=duration, folder=work)
     in_process = in_process_seconds(work / "onnx", schema, batch_rows)
 
     width = max(map(len, results))
@@ -223,6 +274,8 @@ def main() -> int:
     print()
     print(f"--workers 2 / 1 worker: {results['V2 ONNX, --workers 2, 8 connections']['rps'] / v2['rps']:.2f}x")
     print(f"scikit-learn fallback / ONNX: {results['V2 scikit-learn fallback, 8 connections']['rps'] / v2['rps']:.3f}x")
+    if "MLServer 1.7.1 sklearn runtime, 8 connections" in results:
+        print(f"V2 ONNX / MLServer sklearn runtime: {v2['rps'] / results['MLServer 1.7.1 sklearn runtime, 8 connections']['rps']:.1f}x")
     for name, measured, target, passed in targets:
         print(f"{'PASS' if passed else 'FAIL'}  {name}: {measured} (target {target})")
     print(f"load average at end: {os.getloadavg()}")
