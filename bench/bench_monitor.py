@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the source and of each new batch")
     parser.add_argument("--no-evidently", action="store_true", help="skip the Evidently comparison")
     parser.add_argument("--evidently-venv", type=Path, default=REPO_ROOT / ".venv-evidently", help="Evidently's virtualenv")
+    parser.add_argument("--no-tuning", action="store_true", help="tune.n_trials = 0 (a shorter pipeline run on a busy machine)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     arguments = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             params["data"].update(source=str(source), target="label", task="classification")
             params["train"] = dict(LARGE_PARAMS["train"])
             params["tune"].update(LARGE_PARAMS["tune"])
+            if arguments.no_tuning:
+                params["tune"]["n_trials"] = 0
             params["evaluate"].update(LARGE_PARAMS["evaluate"])
             params["features"]["categorical_encoding"] = "ordinal"
 
