@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql bench experiments clean promtool wrk serve
+.PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql plots-template bench experiments clean promtool wrk serve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,8 @@ hooks: install  ## clean notebooks on save (JupyterLab) and before each commit (
 	  cp tools/pre-commit .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; \
 	fi
 
-run: install hooks  ## set up and run the whole pipeline (dvc repro), then print the test-set metrics
+run: install hooks plots-template  ## set up, check params.yaml, run the whole pipeline (dvc repro), print the test-set metrics
+	$(BIN)/mlops-nb check
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb metrics
 
@@ -43,7 +44,7 @@ check-sync: install  ## the library is in sync with the notebooks, and the noteb
 	$(BIN)/nbdev-clean
 	@git diff --exit-code --stat -- mlops_nb nbs || { echo "error: notebooks are not clean or mlops_nb/ is out of sync: run 'make hooks', 'nbdev-export' and 'nbdev-clean', then commit"; exit 1; }
 
-test: install hooks check-sync lint  ## set up and run every test: notebook tests (nbdev-test) and pytest
+test: install hooks check-sync lint plots-template  ## set up and run every test: notebook tests (nbdev-test) and pytest
 	$(BIN)/nbdev-test nbs/api --n-workers 2 --flags slow
 	$(BIN)/mlops-nb docs readme --check
 	$(MAKE) --no-print-directory chromium
@@ -73,6 +74,19 @@ readme: install  ## regenerate README.md from nbs/index.ipynb
 
 postgresql:  ## PostgreSQL's server binaries for the shared-study tests (Debian's postgresql), installed when missing
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# `dvc plots show/diff` offline: Vega, Vega-Lite and Vega-Embed (pinned, from the npm registry) inlined in the page
+# template DVC uses (DVC's own page loads them from a CDN and shows blank charts offline).
+VEGA_PACKAGES := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+PLOTS_TEMPLATE := .cache/vega/plots.html
+
+$(PLOTS_TEMPLATE): tools/plots_template.py | $(VENV)/.installed
+	@mkdir -p .cache/vega
+	cd .cache/vega && npm pack --silent $(VEGA_PACKAGES) >/dev/null
+	$(BIN)/python tools/plots_template.py .cache/vega $@
+
+plots-template: $(PLOTS_TEMPLATE)  ## the offline page template of `dvc plots show/diff`, set in .dvc/config.local
+	@$(BIN)/dvc config --local plots.html_template ../$(PLOTS_TEMPLATE)
 
 chromium:  ## the headless browser of the docs test (Debian's chromium), installed when missing
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -41,15 +41,16 @@ LARGE_PARAMS = {
         "model": "hist_gradient_boosting",
         "seed": 42,
         "cv_folds": 2,
-        "max_iter": 50,
-        "max_leaf_nodes": 31,
+        "hyperparameters": {"hist_gradient_boosting": {"max_iter": 50, "max_leaf_nodes": 31}},
     },
     "tune": {
         "n_trials": 2,
         "cv_folds": 2,
         "search_space": {
-            "max_leaf_nodes": {"type": "int", "low": 15, "high": 63},
-            "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+            "hist_gradient_boosting": {
+                "max_leaf_nodes": {"type": "int", "low": 15, "high": 63},
+                "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+            },
         },
     },
     "evaluate": {"importance_repeats": 1},
@@ -157,15 +158,15 @@ def bench_full(work: Path, repeats: int, report: Report) -> dict:
 
 
 def bench_changed_param(work: Path, project: Path, bare_project: Path, repeats: int, report: Report) -> None:
-    """Target 2: after a changed `train.n_estimators`, the rerun of train + evaluate against one cold bare script."""
+    """Target 2: after a changed `train.hyperparameters.random_forest.n_estimators`, the rerun of train + evaluate against one cold bare script."""
     print(
-        f"\n== 2. changed train.n_estimators: `dvc repro` (train + evaluate) vs a cold bare script of them ({repeats}x)"
+        f"\n== 2. changed train.hyperparameters.random_forest.n_estimators: `dvc repro` (train + evaluate) vs a cold bare script of them ({repeats}x)"
     )
     dvc_times, bare_times = [], []
 
     def set_value(project: Path, index: int) -> None:
         # A new value each time, so DVC's run cache cannot restore an earlier result.
-        edit_params(project, lambda params: params["train"].update(n_estimators=201 + index))
+        edit_params(project, lambda params: params["train"]["hyperparameters"]["random_forest"].update(n_estimators=201 + index))
 
     def dvc(index: int) -> None:
         set_value(project, index)

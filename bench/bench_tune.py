@@ -37,11 +37,11 @@ from mlops_nb.tune import make_objective, make_pruner, make_sampler, trials_fram
 from mlops_nb.validate import clean, infer_schema  # noqa: E402
 
 GRID = {"n_estimators": [50, 100, 200], "max_depth": [None, 10, 20], "min_samples_split": [2, 5, 10]}
-SPACE = TuneParams.model_validate({"search_space": {
+SPACE = TuneParams.model_validate({"search_space": {"random_forest": {
     "n_estimators": {"type": "int", "choices": GRID["n_estimators"]},
     "max_depth": {"type": "categorical", "choices": GRID["max_depth"]},
     "min_samples_split": {"type": "int", "choices": GRID["min_samples_split"]},
-}}).search_space
+}}}).search_space_for("random_forest")
 FOLDS, SEED, METRIC = 5, 42, "accuracy"
 RATIO_GRID, RATIO_WORKERS, STORAGE_MS = 1 / 3, 1.7, 20.0
 

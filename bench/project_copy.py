@@ -87,7 +87,7 @@ def set_params(project: Path, **changes: object) -> None:
 
 
 def stage_names(root: Path = REPO_ROOT) -> list[str]:
-    """The pipeline's stages in `dvc.yaml`'s order."""
+    """The pipeline's notebook stages (`mlops-nb stage NAME`) in `dvc.yaml`'s order: not the `check` stage."""
     from mlops_nb.config import read_stages
 
-    return list(read_stages(root))
+    return [name for name, stage in read_stages(root).items() if stage.get("cmd") == f"mlops-nb stage {name}"]

@@ -28,6 +28,7 @@ EXTRA_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "mlops_nb.features.ColumnwiseImputer",
+    "mlops_nb.features.DatetimeFeatures",
 )
 
 

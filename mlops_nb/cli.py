@@ -105,21 +105,17 @@ def add_stage_commands(commands: argparse._SubParsersAction) -> None:
 
 # %% ../nbs/api/90_cli.ipynb #086def82
 def _check(arguments: argparse.Namespace) -> int:
-    from mlops_nb.config import PARAMS_FILE, find_project_root, load_params, read_stages
-    from mlops_nb.models import make_model
-    from mlops_nb.tune import check_search_space, default_metric
+    from mlops_nb.config import PARAMS_FILE, find_project_root, read_stages
+    from mlops_nb.stage import check_params
 
     root = find_project_root()
-    params = load_params(root / PARAMS_FILE)
+    params = check_params(root)  # the check every stage runs first
     read_stages(root)
     tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
     problems = []
     for task in tasks:
         try:
-            make_model(params.train.model, task=task, hyperparameters=params.train.hyperparameters)
-            check_search_space(params.tune.search_space, model_name=params.train.model, task=task)
             _check_tuning(params, task)
-            default_metric(task, params.tune.metric)
             break
         except MlopsNbError as error:
             problems.append(error)

@@ -7,6 +7,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/config.html.md"""
 # %% ../nbs/api/01_config.ipynb #fa631b98
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -23,10 +24,10 @@ logger = logging.getLogger(__name__)
 PARAMS_FILE = "params.yaml"
 
 # %% auto #0
-__all__ = ['logger', 'PARAMS_FILE', 'MAX_TUNE_WORKERS', 'SECTIONS', 'find_project_root', 'DataParams', 'PrepareParams',
-           'FeaturesParams', 'TuneRunParams', 'SearchDimension', 'TuneParams', 'TrainParams', 'EvaluateParams',
-           'RetrainPolicy', 'MonitorParams', 'Params', 'parse_section', 'read_yaml', 'load_params', 'read_stages',
-           'ProjectPaths', 'project_paths']
+__all__ = ['logger', 'PARAMS_FILE', 'MAX_TUNE_WORKERS', 'SECTIONS', 'find_project_root', 'ReadOptions', 'DataParams',
+           'PrepareParams', 'FeaturesParams', 'TuneRunParams', 'SearchDimension', 'TuneParams', 'TrainParams',
+           'EvaluateParams', 'RetrainPolicy', 'MonitorParams', 'Params', 'parse_section', 'read_yaml', 'load_params',
+           'read_stages', 'ProjectPaths', 'project_paths']
 
 # %% ../nbs/api/01_config.ipynb #2a72a1e7
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -54,6 +55,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class ReadOptions(_Section):
+    """`data.read_options`: how a CSV (or Excel) file is read; passed to pandas' reader."""
+
+    sep: str | None = Field(None, min_length=1)  # None: detected from the file (and reported)
+    decimal: str = Field(".", min_length=1, max_length=1)
+    thousands: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    parse_dates: list[str] | dict[str, str] = Field(default_factory=list)  # columns, or column: strftime format
+    na_values: list[str] = Field(default_factory=list)  # extra strings that mean "missing"
+
+    @model_validator(mode="after")
+    def _check(self) -> ReadOptions:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r}; use e.g. utf-8, latin-1, cp1252") from None
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal are both {self.decimal!r}")
+        return self
+
+
 class DataParams(_Section):
     """`data`: where the data comes from and what to predict."""
 
@@ -61,6 +85,8 @@ class DataParams(_Section):
     query: str | None = None
     target: str = "species"
     task: Literal["auto", "classification", "regression"] = "auto"
+    read_options: ReadOptions = Field(default_factory=ReadOptions)
+    sheet: str | int | None = None  # the sheet of an Excel source (name or 0-based position; default: the first)
 
 
 class PrepareParams(_Section):
@@ -82,6 +108,12 @@ class FeaturesParams(_Section):
     categorical_encoding: Literal["one_hot", "ordinal"] = "one_hot"
     # Categories beyond the most frequent N are grouped as "infrequent" (either encoding).
     one_hot_max_categories: int | None = Field(None, ge=2)
+    # Dates become numbers: expand (year, month, day, day of week, day of year; hour and minute when the dates
+    # have times), timestamp (seconds since 1970), or drop (not a feature).
+    datetime: Literal["expand", "timestamp", "drop"] = "expand"
+    # Columns to use whatever their role (e.g. an identifier-like code that means something), and never to use.
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
 # %% ../nbs/api/01_config.ipynb #a14f7edf
 MAX_TUNE_WORKERS = 64
@@ -155,22 +187,28 @@ class TuneParams(TuneRunParams):
     seed: int = 42
     cv_folds: int = Field(3, ge=2)
     metric: str = "auto"
-    search_space: dict[str, SearchDimension] = Field(default_factory=dict)
+    # One search space per model: tuning uses `train.model`'s entry (none: tuning is skipped, and says so).
+    search_space: dict[str, dict[str, SearchDimension]] = Field(default_factory=dict)
+
+    def search_space_for(self, model: str) -> dict[str, SearchDimension]:
+        """The search space of `model` (empty when `tune.search_space` has no entry for it)."""
+        return dict(self.search_space.get(model) or {})
 
 # %% ../nbs/api/01_config.ipynb #ddd19d5e
-class TrainParams(BaseModel):
-    """`train`: the model's name, its seed, the CV folds; every other key is a hyperparameter of the model."""
-
-    model_config = ConfigDict(extra="allow", validate_default=True)
+class TrainParams(_Section):
+    """`train`: the model, its seed and CV folds, and hyperparameters per model (those of `train.model` are used)."""
 
     model: str = "random_forest"
     seed: int = 42
     cv_folds: int = Field(5, ge=2)
+    # Per model, so that `dvc exp run -S train.model=NAME` needs no other edit; a model without an entry gets the
+    # zoo's defaults.
+    hyperparameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
-    def hyperparameters(self) -> dict[str, Any]:
-        """The keys of the section that are the model's hyperparameters."""
-        return dict(self.model_extra or {})
+    def model_hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters of `train.model` (empty: the zoo's defaults)."""
+        return dict(self.hyperparameters.get(self.model) or {})
 
 
 class EvaluateParams(_Section):
@@ -236,16 +274,28 @@ SECTIONS: dict[str, type[BaseModel]] = {
 
 # %% ../nbs/api/01_config.ipynb #b1a7b748
 def _allowed_keys(model: type[BaseModel], location: tuple) -> list[str]:
-    for part in location[:-1]:
-        field = model.model_fields.get(str(part))
+    parts = [str(part) for part in location[:-1]]
+    while parts:
+        part = parts.pop(0)
+        if part == "search_space":
+            del parts[:2]  # the model's name and the dimension's name, both free
+            model = SearchDimension
+            continue
+        field = model.model_fields.get(part)
         if field is None:
             break
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        elif str(part) == "search_space":
-            model = SearchDimension
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
     return sorted(model.model_fields)
+
+
+def _unknown_key(model: type[BaseModel], location: tuple, key: str) -> str:
+    allowed = _allowed_keys(model, location)
+    close = difflib.get_close_matches(str(location[-1]), allowed, n=1)
+    guess = f" (did you mean '{close[0]}'?)" if close else ""
+    if model is Params and len(location) == 1:
+        return f"unknown section '{key}'{guess}; allowed sections: {', '.join(allowed)}"
+    return f"unknown key '{key}'{guess}; allowed keys here: {', '.join(allowed)}"
 
 
 def _format_validation_error(error: ValidationError, model: type[BaseModel], prefix: str, source: str) -> str:
@@ -254,8 +304,7 @@ def _format_validation_error(error: ValidationError, model: type[BaseModel], pre
         location = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
         key = ".".join(str(part) for part in (prefix, *location) if str(part))
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, location))
-            problems.append(f"unknown key '{key}'; allowed keys here: {allowed}")
+            problems.append(_unknown_key(model, location, key))
             continue
         message = item["msg"].removeprefix("Value error, ")
         if "input" in item and item["type"] not in ("missing",):
@@ -264,7 +313,36 @@ def _format_validation_error(error: ValidationError, model: type[BaseModel], pre
             problems.append(f"{key}: {message}")
     return f"{source}: " + "; ".join(problems)
 
+# %% ../nbs/api/01_config.ipynb #c214f305
+def _old_layout_moves(raw: Mapping[str, Any]) -> list[str]:
+    """Where each key of the flat `train`/`tune.search_space` layout of earlier versions goes in the per-model one."""
+    train = raw.get("train") if isinstance(raw.get("train"), Mapping) else {}
+    model = train.get("model") or TrainParams.model_fields["model"].default
+    fields = list(TrainParams.model_fields)
+    moves = [
+        f"train.{key} -> train.hyperparameters.{model}.{key}"
+        for key in train
+        if key not in fields and not difflib.get_close_matches(str(key), fields, n=1)  # a close one is a typo
+    ]
+    tune = raw.get("tune") if isinstance(raw.get("tune"), Mapping) else {}
+    space = tune.get("search_space") if isinstance(tune.get("search_space"), Mapping) else {}
+    moves += [
+        f"tune.search_space.{key} -> tune.search_space.{model}.{key}"
+        for key, value in space.items()
+        if isinstance(value, Mapping) and "type" in value  # a dimension where a model's name belongs
+    ]
+    return moves
 
+
+def _check_layout(raw: Mapping[str, Any], source: str) -> None:
+    moves = _old_layout_moves(raw)
+    if moves:
+        raise ConfigError(
+            f"{source}: train/tune.search_space use the old flat layout: move {'; '.join(moves)}",
+            hint="hyperparameters and search spaces are per model now, so `-S train.model=NAME` needs no other edit",
+        )
+
+# %% ../nbs/api/01_config.ipynb #a7c1e0f2
 def parse_section(name: str, values: Mapping[str, Any] | None, *, source: str = PARAMS_FILE) -> BaseModel:
     """Validate one section of `params.yaml` (as injected into a pipeline notebook) and return its typed model.
 
@@ -275,6 +353,7 @@ def parse_section(name: str, values: Mapping[str, Any] | None, *, source: str = 
     model = SECTIONS[name]
     if values is not None and not isinstance(values, Mapping):
         raise ConfigError(f"{source}: section '{name}' must be a mapping, got {values!r}")
+    _check_layout({name: values or {}}, source)
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as error:
@@ -303,6 +382,7 @@ def load_params(path: str | Path | None = None) -> Params:
     raw = read_yaml(path) or {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    _check_layout(raw, path.name)
     try:
         return Params.model_validate(raw)
     except ValidationError as error:

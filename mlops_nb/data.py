@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .config import ReadOptions
 from .errors import DataSourceError
 from .files import read_parquet, sha256_file
+from .readers import parse_date_columns, read_csv_file, read_excel_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +58,17 @@ def _read_sample(name: str) -> tuple[pd.DataFrame, Path]:
 # %% ../nbs/api/10_data.ipynb #e5e4c3fe
 @dataclass(frozen=True)
 class Lineage:
-    """Where a data set came from: source, kind, sha256 of the bytes read, shape and columns, and when."""
+    """Where a data set came from: source, kind, sha256 of the bytes read, shape and columns.
+
+    No clock time: `data/raw/lineage.json` is a DVC output, a function of the data read, so that a fresh clone
+    reproduces its own `dvc.lock` (the registry records when a version was registered).
+    """
 
     source: str
     kind: str
     sha256: str
     rows: int
     columns: list[str]
-    ingested_at: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +76,7 @@ class Lineage:
 # %% ../nbs/api/10_data.ipynb #65544e14
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
+_EXCEL_SUFFIXES = {".xlsx", ".xlsm"}
 
 
 def _check_text_file(path: Path) -> None:
@@ -88,27 +93,6 @@ def _check_text_file(path: Path) -> None:
         )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    _check_text_file(path)
-    separator = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        frame = pd.read_csv(path, sep=separator)
-    except pd.errors.ParserError as error:
-        detail = str(error).replace("Error tokenizing data. C error: ", "").strip()
-        raise DataSourceError(
-            f"data.source: file '{path}' has ragged rows ({detail})",
-            hint="every row needs as many fields as the header; fix or quote the offending line",
-        ) from None
-    except UnicodeDecodeError as error:
-        raise DataSourceError(
-            f"data.source: file '{path}' is not UTF-8 text ({error.reason} at byte {error.start})",
-            hint="save the file as UTF-8 CSV",
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise DataSourceError(f"data.source: file '{path}' is empty", hint="add a header and data rows") from None
-    return frame
-
-
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return read_parquet(path)
@@ -119,7 +103,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_file(source: str, root: Path) -> tuple[pd.DataFrame, Path]:
+def _read_file(source: str, root: Path, options: ReadOptions, sheet: str | int | None) -> tuple[pd.DataFrame, Path]:
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = root / path
@@ -138,10 +122,13 @@ def _read_file(source: str, root: Path) -> tuple[pd.DataFrame, Path]:
     if suffix in _PARQUET_SUFFIXES:
         return _read_parquet(path), path
     if suffix in _CSV_SUFFIXES:
-        return _read_csv(path), path
+        _check_text_file(path)
+        return read_csv_file(path, options)[0], path
+    if suffix in _EXCEL_SUFFIXES:
+        return read_excel_file(path, sheet=sheet, options=options), path
     raise DataSourceError(
         f"data.source: file '{path}' has an unsupported type '{suffix}'",
-        hint="use .csv, .tsv or .parquet",
+        hint="use .csv, .tsv, .txt, .xlsx or .parquet",
     )
 
 # %% ../nbs/api/10_data.ipynb #72d62141
@@ -200,21 +187,31 @@ def _read_sql(source: str, query: str | None, root: Path) -> tuple[pd.DataFrame,
     return frame, shown
 
 # %% ../nbs/api/10_data.ipynb #81cef9d1
-def read_source(source: str, *, query: str | None = None, root: str | Path = ".") -> tuple[pd.DataFrame, Lineage]:
-    """Read `source` (a `sample:` name, a CSV/Parquet path, or a SQLAlchemy URL with `query`).
+def read_source(
+    source: str,
+    *,
+    query: str | None = None,
+    root: str | Path = ".",
+    read_options: ReadOptions | None = None,
+    sheet: str | int | None = None,
+) -> tuple[pd.DataFrame, Lineage]:
+    """Read `source` (a `sample:` name, a CSV/Excel/Parquet path, or a SQLAlchemy URL with `query`).
 
-    Returns the data and its `Lineage`. Relative paths are resolved from `root`, the project root.
+    Returns the data and its `Lineage`. Relative paths are resolved from `root`, the project root. `read_options`
+    (`data.read_options`) and `sheet` (`data.sheet`) say how a CSV or Excel file is read.
     """
     root = Path(root)
+    read_options = read_options or ReadOptions()
     if source.startswith("sample:"):
         frame, path = _read_sample(source)
         kind, shown, digest = "sample", source, sha256_file(path)
     elif _is_sql_url(source):
         frame, shown = _read_sql(source, query, root)
+        frame = parse_date_columns(frame, read_options.parse_dates, source=shown)
         kind = "sql"
         digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
     else:
-        frame, path = _read_file(source, root)
+        frame, path = _read_file(source, root, read_options, sheet)
         kind, shown, digest = "file", source, sha256_file(path)
     if frame.shape[1] == 0:
         raise DataSourceError(f"data.source: {shown} has no columns", hint="check the file's header")
@@ -229,7 +226,6 @@ def read_source(source: str, *, query: str | None = None, root: str | Path = "."
         sha256=digest,
         rows=len(frame),
         columns=list(frame.columns),
-        ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     logger.info("read %s rows x %s columns from %s", len(frame), frame.shape[1], shown)
     return frame, lineage

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'compute_metrics', 'confusion_rows', 'roc_points', 'residual_rows', 'feature_importances',
-           'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances', 'save_figure', 'show_figure']
+           'probability_residual_rows', 'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances',
+           'save_figure', 'show_figure']
 
 # %% ../nbs/api/40_evaluate.ipynb #e4c6631c
 def _probabilities(pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray | None:
@@ -117,6 +118,25 @@ def feature_importances(
         {"feature": list(X.columns), "importance": result.importances_mean.round(6), "std": result.importances_std.round(6)}
     )
     return frame.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(drop=True)
+
+# %% ../nbs/api/40_evaluate.ipynb #b8f2d3e4
+def probability_residual_rows(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, max_points: int = 2000) -> pd.DataFrame:
+    """Per test row of a classifier: actual and predicted class, `predicted` (the predicted class's probability) and
+    `residual` (1 - the actual class's probability)."""
+    probabilities = _probabilities(pipeline, X)
+    classes = list(pipeline.classes_)
+    actual = np.asarray(y)
+    if probabilities is None:  # no probabilities: 1 for the predicted class
+        predicted_class = pipeline.predict(X)
+        frame = pd.DataFrame({"predicted": 1.0, "residual": (predicted_class != actual).astype(float)})
+    else:
+        positions = np.array([classes.index(value) if value in classes else -1 for value in actual])
+        actual_probability = np.where(positions >= 0, probabilities[np.arange(len(actual)), positions.clip(0)], 0.0)
+        frame = pd.DataFrame({"predicted": probabilities.max(axis=1), "residual": 1 - actual_probability})
+        predicted_class = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
+    frame.insert(0, "actual_class", actual.astype(str))
+    frame.insert(1, "predicted_class", np.asarray(predicted_class).astype(str))
+    return _thin(frame.round(6), max_points).reset_index(drop=True)
 
 # %% ../nbs/api/40_evaluate.ipynb #4095eb2f
 def _figure(width: float = 5.5, height: float = 4.0):

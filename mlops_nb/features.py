@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -51,7 +53,58 @@ def register_onnx_converter() -> None:
     )
 
 # %% auto #0
-__all__ = ['logger', 'SCALERS', 'ColumnwiseImputer', 'register_onnx_converter', 'make_feature_pipeline', 'output_feature_names']
+__all__ = ['logger', 'SCALERS', 'ColumnwiseImputer', 'register_onnx_converter', 'DatetimeFeatures', 'make_feature_pipeline',
+           'output_feature_names']
+
+# %% ../nbs/api/20_features.ipynb #e8b2c3d4
+_PARTS = ("year", "month", "day", "day_of_week", "day_of_year")
+
+
+def _as_dates(values: object) -> pd.Series:
+    dates = pd.to_datetime(pd.Series(np.asarray(values).ravel()), errors="coerce", utc=True)
+    return dates.dt.tz_localize(None)
+
+
+class DatetimeFeatures(TransformerMixin, BaseEstimator):
+    """Date columns to numbers: `mode="expand"` (calendar parts) or `"timestamp"` (seconds since 1970)."""
+
+    def __init__(self, mode: str = "expand"):
+        self.mode = mode
+
+    def _columns(self, X: object) -> list[pd.Series]:
+        if hasattr(X, "columns"):
+            return [_as_dates(X[name]) for name in X.columns]
+        array = np.asarray(X, dtype=object).reshape(len(X), -1)
+        return [_as_dates(array[:, index]) for index in range(array.shape[1])]
+
+    def fit(self, X: object, y: object = None) -> DatetimeFeatures:
+        columns = self._columns(X)
+        self.n_features_in_ = len(columns)
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([str(name) for name in X.columns], dtype=object)
+        self.with_time_ = [bool((dates.dt.hour.fillna(0) + dates.dt.minute.fillna(0)).gt(0).any()) for dates in columns]
+        return self
+
+    def _parts(self, index: int) -> list[str]:
+        if self.mode == "timestamp":
+            return ["timestamp"]
+        return [*_PARTS, *(("hour", "minute") if self.with_time_[index] else ())]
+
+    def transform(self, X: object) -> np.ndarray:
+        blocks = []
+        for index, dates in enumerate(self._columns(X)):
+            if self.mode == "timestamp":
+                seconds = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds()
+                blocks.append(seconds.to_numpy(dtype=float)[:, None])
+            else:
+                blocks.append(np.column_stack([getattr(dates.dt, part).to_numpy(dtype=float) for part in self._parts(index)]))
+        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        names = input_features if input_features is not None else getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{index}" for index in range(self.n_features_in_)]
+        return np.asarray([f"{name}_{part}" for index, name in enumerate(names) for part in self._parts(index)], dtype=object)
 
 # %% ../nbs/api/20_features.ipynb #a5fdb025
 def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = None) -> ColumnTransformer:
@@ -68,6 +121,11 @@ def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = Non
         if params.scale != "none":
             numeric_steps.append(("scale", SCALERS[params.scale](copy=False)))
         transformers.append(("numeric", Pipeline(numeric_steps), schema.numeric_columns))
+    if schema.datetime_columns:
+        datetime_steps = [("parts", DatetimeFeatures(mode=params.datetime)), ("impute", ColumnwiseImputer(strategy="median"))]
+        if params.scale != "none":
+            datetime_steps.append(("scale", SCALERS[params.scale](copy=False)))
+        transformers.append(("datetime", Pipeline(datetime_steps), schema.datetime_columns))
     if schema.categorical_columns:
         imputer = SimpleImputer(
             missing_values="",

@@ -15,12 +15,13 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
+from .config import TrainParams, TuneParams
 from .errors import ModelConfigError
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'MODEL_ZOO', 'ModelSpec', 'available_models', 'make_model']
+__all__ = ['logger', 'MODEL_ZOO', 'ModelSpec', 'available_models', 'estimator_class', 'make_model', 'check_model_params']
 
 # %% ../nbs/api/21_models.ipynb #d9875d7d
 @dataclass(frozen=True)
@@ -90,23 +91,8 @@ def available_models(task: str | None = None) -> list[str]:
     return [name for name, spec in MODEL_ZOO.items() if task is None or task in spec.estimators]
 
 # %% ../nbs/api/21_models.ipynb #c523ed27
-def _estimator_class(spec: ModelSpec, task: str) -> type[BaseEstimator]:
-    module_name, class_name = spec.estimators[task].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def make_model(
-    name: str,
-    *,
-    task: str,
-    hyperparameters: dict[str, Any] | None = None,
-    seed: int | None = 42,
-    parameter_prefix: str = "train",
-) -> BaseEstimator:
-    """The estimator `name` for `task`, with the zoo's defaults, then `hyperparameters`, and `seed` as `random_state`.
-
-    Every mistake is a `ModelConfigError` naming the `params.yaml` key (`parameter_prefix.key`) and what is allowed.
-    """
+def estimator_class(name: str, *, task: str, parameter_prefix: str = "train") -> type[BaseEstimator]:
+    """The scikit-learn class of the zoo's model `name` for `task` (imported now)."""
     if name not in MODEL_ZOO:
         raise ModelConfigError(
             f"{parameter_prefix}.model = {name!r} is not a known model",
@@ -118,21 +104,66 @@ def make_model(
             f"{parameter_prefix}.model = {name!r} does not do {task}",
             hint=f"for {task} choose one of: {', '.join(available_models(task))}",
         )
-    estimator_class = _estimator_class(spec, task)
-    allowed = estimator_class().get_params()
-    settings = {**spec.defaults, **(hyperparameters or {})}
+    module_name, class_name = spec.estimators[task].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+# %% ../nbs/api/21_models.ipynb #3f1d7b20
+def make_model(
+    name: str,
+    *,
+    task: str,
+    hyperparameters: dict[str, Any] | None = None,
+    seed: int | None = 42,
+    parameter_prefix: str = "train",
+) -> BaseEstimator:
+    """The estimator `name` for `task`, with the zoo's defaults, then `hyperparameters`, and `seed` as `random_state`.
+
+    Every mistake is a `ModelConfigError` naming the `params.yaml` key (`parameter_prefix.hyperparameters.NAME.key`)
+    and what is allowed.
+    """
+    model_class = estimator_class(name, task=task, parameter_prefix=parameter_prefix)
+    key_prefix = f"{parameter_prefix}.hyperparameters.{name}"
+    allowed = model_class().get_params()
+    settings = {**MODEL_ZOO[name].defaults, **(hyperparameters or {})}
     unknown = sorted(set(settings) - set(allowed))
     if unknown:
         raise ModelConfigError(
-            f"{parameter_prefix}.{unknown[0]} is not a hyperparameter of {name} ({estimator_class.__name__})",
+            f"{key_prefix}.{unknown[0]} is not a hyperparameter of {name} ({model_class.__name__})",
             hint=f"remove it or use one of: {', '.join(sorted(allowed))}",
         )
     if seed is not None and "random_state" in allowed and "random_state" not in (hyperparameters or {}):
         settings["random_state"] = seed
-    estimator = estimator_class(**settings)
+    estimator = model_class(**settings)
     try:
         estimator._validate_params()  # scikit-learn's own checks, before any time is spent fitting
     except InvalidParameterError as error:
         key = next((key for key in settings if f"'{key}'" in str(error)), "?")
-        raise ModelConfigError(f"{parameter_prefix}.{key}: {error}", hint="fix the value in params.yaml") from None
+        raise ModelConfigError(f"{key_prefix}.{key}: {error}", hint="fix the value in params.yaml") from None
     return estimator
+
+# %% ../nbs/api/21_models.ipynb #9a4f3c55
+def _hyperparameter_names(name: str) -> set[str]:
+    """The hyperparameters of zoo model `name` for any task it does."""
+    return {key for task in MODEL_ZOO[name].estimators for key in estimator_class(name, task=task)().get_params()}
+
+
+def _check_per_model_keys(entries: dict[str, Any], key: str) -> None:
+    for name, values in entries.items():
+        if name not in MODEL_ZOO:
+            raise ModelConfigError(
+                f"{key}.{name}: '{name}' is not a model of the zoo", hint=f"use one of: {', '.join(MODEL_ZOO)}"
+            )
+        unknown = sorted(set(values) - _hyperparameter_names(name))
+        if unknown:
+            raise ModelConfigError(
+                f"{key}.{name}.{unknown[0]} is not a hyperparameter of {name}",
+                hint=f"remove it or use one of: {', '.join(sorted(_hyperparameter_names(name)))}",
+            )
+
+
+def check_model_params(train: TrainParams, tune: TuneParams, *, task: str) -> None:
+    """Refuse an unknown model, a model that does not do `task`, a hyperparameter or search dimension that is not
+    the model's, and a hyperparameter value the chosen model refuses."""
+    make_model(train.model, task=task, hyperparameters=train.model_hyperparameters)
+    _check_per_model_keys(train.hyperparameters, "train.hyperparameters")
+    _check_per_model_keys(tune.search_space, "tune.search_space")

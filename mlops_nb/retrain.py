@@ -102,7 +102,7 @@ def set_params(path: str | Path, changes: dict[str, Any]) -> None:
         *parents, key = dotted.split(".")
         for part in parents:
             if part not in node:
-                raise RetrainError(f"{path.name}: no section '{part}' for --set {dotted}", hint="use a key of params.yaml, e.g. train.n_estimators")
+                raise RetrainError(f"{path.name}: no section '{part}' for --set {dotted}", hint="use a key of params.yaml, e.g. train.model")
             node = node[part]
         node[key] = value
     with open(path, "w", encoding="utf-8") as stream:
@@ -115,7 +115,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
-        raise RetrainError(f"--set {text!r} is not KEY=VALUE", hint="e.g. --set train.n_estimators=300")
+        raise RetrainError(f"--set {text!r} is not KEY=VALUE", hint="e.g. --set train.model=extra_trees")
     return key.strip(), yaml.safe_load(value)
 
 

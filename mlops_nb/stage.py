@@ -62,8 +62,8 @@ _import_papermill_without_cloud_io()
 import nbformat
 from papermill.engines import Engine, NBClientEngine, papermill_engines
 
-from .config import PARAMS_FILE, find_project_root, read_stages, read_yaml
-from .errors import ProjectError, StageError
+from .config import PARAMS_FILE, Params, find_project_root, load_params, parse_section, read_stages, read_yaml
+from .errors import ConfigError, MlopsNbError, ProjectError, SearchSpaceError, StageError
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,10 @@ REPORTS_DIR = "reports"
 ENGINES = ("inprocess", "kernel")
 
 # %% auto #0
-__all__ = ['logger', 'PIPELINES_DIR', 'REPORTS_DIR', 'ENGINES', 'stage_parameters', 'flatten_parameters', 'make_deterministic',
-           'InProcessEngine', 'KernelEngine', 'configure_notebook_logging', 'return_freed_memory', 'run_stage']
+__all__ = ['logger', 'PIPELINES_DIR', 'REPORTS_DIR', 'ENGINES', 'WATCHED_DATA', 'PAPERMILL_CELL_START', 'stage_parameters',
+           'flatten_parameters', 'unwatched_source', 'check_params', 'make_deterministic', 'InProcessEngine',
+           'KernelEngine', 'configure_notebook_logging', 'injected_by_papermill', 'notebook_parameters',
+           'return_freed_memory', 'run_stage']
 
 # %% ../nbs/api/80_stage.ipynb #21c47eab
 def stage_parameters(name: str, *, root: str | Path) -> dict[str, dict[str, Any]]:
@@ -104,6 +106,62 @@ def stage_parameters(name: str, *, root: str | Path) -> dict[str, dict[str, Any]
 def flatten_parameters(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """`{"data": {"target": "y"}}` -> `{"data.target": "y"}`: the dotted keys DVC uses."""
     return {f"{section}.{key}": value for section, values in parameters.items() for key, value in values.items()}
+
+# %% ../nbs/api/80_stage.ipynb #e1b5c8d2
+def _check_metric(metric: str) -> None:
+    if metric == "auto":
+        return
+    from sklearn.metrics import get_scorer_names
+
+    if metric not in get_scorer_names():
+        raise SearchSpaceError(
+            f"tune.metric = {metric!r} is not a scikit-learn scorer",
+            hint="use auto, or a name such as accuracy, f1_macro, roc_auc_ovr, r2, neg_mean_absolute_error",
+        )
+
+
+WATCHED_DATA = "data/external"  # the folder of data files the ingest stage depends on in dvc.yaml
+
+
+def unwatched_source(source: str, *, root: str | Path) -> str | None:
+    """The file `data.source` reads when DVC would not see it change (outside `WATCHED_DATA` and not an ingest dep)."""
+    if source.startswith("sample:") or ("://" in source and not source.startswith("sqlite:///")):
+        return None  # a built-in sample, or a database server: `dvc repro -f ingest` reads it again
+    root = Path(root).resolve()
+    path = Path(source.removeprefix("sqlite:///")).expanduser()
+    path = (path if path.is_absolute() else root / path).resolve()
+    watched = [root / WATCHED_DATA, *(root / dep for dep in read_stages(root).get("ingest", {}).get("deps") or [])]
+    if any(path == folder or folder in path.parents for folder in watched):
+        return None
+    return str(path.relative_to(root)) if root in path.parents else str(path)
+
+
+def check_params(root: str | Path) -> Params:
+    """Check the whole `params.yaml` at `root` as `mlops-nb check` does, and return it."""
+    from mlops_nb.models import check_model_params
+
+    params = load_params(Path(root) / PARAMS_FILE)
+    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
+    problems: list[MlopsNbError] = []
+    for task in tasks:  # with `auto`, a model is fine when it does either task
+        try:
+            check_model_params(params.train, params.tune, task=task)
+            break
+        except MlopsNbError as error:
+            problems.append(error)
+    else:
+        raise type(problems[0])(f"{PARAMS_FILE}: {problems[0].message}", hint=problems[0].hint)
+    try:
+        _check_metric(params.tune.metric)
+    except ConfigError as error:
+        raise type(error)(f"{PARAMS_FILE}: {error.message}", hint=error.hint) from None
+    unwatched = unwatched_source(params.data.source, root=root)
+    if unwatched is not None:
+        logger.warning(
+            "data.source %s is outside %s/, which the ingest stage depends on: DVC will not rerun ingest when it "
+            "changes. Move it there, or add it to stages.ingest.deps in dvc.yaml", unwatched, WATCHED_DATA,
+        )
+    return params
 
 # %% ../nbs/api/80_stage.ipynb #f1aa8a47
 _RUN_METADATA = ("start_time", "end_time", "duration")
@@ -218,6 +276,49 @@ def configure_notebook_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         package_logger.addHandler(handler)
 
+# %% ../nbs/api/80_stage.ipynb #b7c2e4f8
+PAPERMILL_CELL_START = "# Parameters\n"  # papermill's Python translator starts its injected cell with this comment
+
+
+def injected_by_papermill(history: list[str] | None = None) -> bool:
+    """Whether papermill injected parameters into this IPython session (its cell is in the input `history`, by
+    default IPython's). Outside IPython (a script handed its values) the values count as injected."""
+    if history is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            return True
+        history = shell.user_ns.get("_ih", [])
+    return any(source.startswith(PAPERMILL_CELL_START) for source in history)
+
+# %% ../nbs/api/80_stage.ipynb #d4e9a2c6
+def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, Any]:
+    """The typed sections a pipeline notebook of `stage` runs with, given the values its `parameters` cell left.
+
+    papermill's injected values win; without them (JupyterLab), the current `params.yaml` is checked whole and the
+    stage's `dvc.yaml` params are read from it, as `mlops-nb stage` would inject them. Logs where they came from.
+    """
+    if injected_by_papermill():
+        logger.info("stage %s: parameters injected by papermill", stage)
+        values = cell_values
+    else:
+        root = find_project_root()
+        check_params(root)
+        values = stage_parameters(stage, root=root)
+        cell = flatten_parameters(cell_values)
+        changed = [
+            f"{key} = {value!r} (cell: {cell[key]!r})"
+            for key, value in flatten_parameters(values).items()
+            if key in cell and cell[key] != value
+        ]
+        logger.info(
+            "stage %s: parameters read from %s, as `mlops-nb stage %s` would inject them (this run has no papermill "
+            "injection, so they override the parameters cell); values that differ from the cell: %s",
+            stage, root / PARAMS_FILE, stage, "; ".join(changed) or "none",
+        )
+    return {section: parse_section(section, values.get(section)) for section in cell_values}
+
 # %% ../nbs/api/80_stage.ipynb #bf22dc8d
 def _relative(path: Path, root: Path) -> str:
     try:
@@ -251,7 +352,7 @@ def return_freed_memory() -> bool:
         return False
     return bool(ctypes.CDLL(None).malloc_trim(0))
 
-
+# %% ../nbs/api/80_stage.ipynb #7d3e5a90
 def run_stage(
     name: str,
     *,
@@ -259,8 +360,12 @@ def run_stage(
     engine: str = "inprocess",
     progress_bar: bool | None = None,
     parameters: dict[str, Any] | None = None,
+    check: bool = True,
 ) -> Path:
     """Run `nbs/pipelines/NAME.ipynb` through papermill with its `dvc.yaml` parameters; write `reports/NAME.ipynb`.
+
+    First the whole of `params.yaml` is checked (`check_params`; `check=False` skips it), so a typo in any section
+    fails in the first stage that runs, before any work.
 
     On a failing cell, raise `StageError` naming the notebook, the cell and the exception; the failed notebook is
     kept as `reports/NAME.failed.ipynb` for inspection. `parameters` replaces the `dvc.yaml` parameters for a
@@ -273,6 +378,15 @@ def run_stage(
         raise StageError(f"--engine {engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
     root = Path(root).resolve() if root else find_project_root()
     in_dvc = parameters is None
+    if check:
+        try:
+            check_params(root)
+        except ConfigError as error:
+            note = f" {_dvc_note(name)}" if in_dvc else ""
+            raise type(error)(
+                f"stage '{name}' did not start: {error.message}",
+                hint=f"{error.hint + '; ' if error.hint else ''}`mlops-nb check` runs the same check.{note}",
+            ) from None
     parameters = stage_parameters(name, root=root) if in_dvc else parameters
     notebook_path = root / PIPELINES_DIR / f"{name}.ipynb"
     if not notebook_path.is_file():

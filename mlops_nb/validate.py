@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .errors import DataValidationError
 
@@ -25,30 +25,59 @@ logger = logging.getLogger(__name__)
 MIN_ROWS = 10
 
 # %% auto #0
-__all__ = ['logger', 'MIN_ROWS', 'MAX_INTEGER_CLASSES', 'NUMERIC_TEXT_SHARE', 'ColumnSchema', 'Schema', 'infer_task',
-           'check_dataset', 'duplicated_rows', 'clean', 'infer_schema', 'quality_report', 'split_train_test']
+__all__ = ['logger', 'MIN_ROWS', 'MAX_INTEGER_CLASSES', 'MAX_CLASSES', 'NUMERIC_TEXT_SHARE', 'ColumnSchema', 'ColumnRole',
+           'Schema', 'infer_task', 'task_warnings', 'check_dataset', 'duplicated_rows', 'clean', 'infer_schema',
+           'quality_report', 'split_train_test']
 
 # %% ../nbs/api/11_validate.ipynb #96b833f0
 class ColumnSchema(BaseModel):
-    """One feature column: numeric (with its range) or categorical (with its categories)."""
+    """One feature column: numeric (with its range), categorical (with its categories) or datetime.
+
+    `kind` and `dtype` say what values the column takes, as before; `role` and `reason` (new, optional: absent in
+    schemas written before roles existed) say why prepare made it a feature. A `datetime` column takes dates
+    (ISO 8601 text or datetime values) and the feature pipeline turns them into numbers (`features.datetime`).
+    """
 
     name: str
-    kind: Literal["numeric", "categorical"]
+    kind: Literal["numeric", "categorical", "datetime"]
     dtype: str
     missing_rate: float
     minimum: float | None = None
     maximum: float | None = None
     categories: list[str] | None = None
+    # Left out of the JSON when unset, so a schema written before roles existed reads and writes back unchanged.
+    role: str | None = Field(None, exclude_if=lambda value: value is None)
+    reason: str | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class ColumnRole(BaseModel):
+    """What prepare decided for one input column: its `role`, why, and whether it is a feature (`used`)."""
+
+    name: str
+    role: Literal["numeric", "categorical", "datetime", "identifier", "text", "constant"]
+    reason: str
+    used: bool
+    dtype: str = ""
+
+    @property
+    def kind(self) -> Literal["numeric", "categorical", "datetime"]:
+        """The kind of feature this column makes when used (an included identifier or text is categorical)."""
+        return self.role if self.role in ("numeric", "datetime") else "categorical"
 
 
 class Schema(BaseModel):
-    """The columns, the target, the task and (for classification) the classes of a data set."""
+    """The columns, the target, the task and (for classification) the classes of a data set.
+
+    `columns` are the features, in order; `dropped_columns` maps each input column that is not a feature to
+    why (its role first: `identifier: ...`); `roles` maps every input column but the target to its role.
+    """
 
     target: str
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     columns: list[ColumnSchema]
     dropped_columns: dict[str, str] = {}
+    roles: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -61,6 +90,10 @@ class Schema(BaseModel):
     @property
     def categorical_columns(self) -> list[str]:
         return [column.name for column in self.columns if column.kind == "categorical"]
+
+    @property
+    def datetime_columns(self) -> list[str]:
+        return [column.name for column in self.columns if column.kind == "datetime"]
 
     def save(self, path: str | Path) -> Path:
         from mlops_nb.files import write_json
@@ -84,6 +117,27 @@ def infer_task(target: pd.Series) -> Literal["classification", "regression"]:
     if is_integral and values.nunique() <= MAX_INTEGER_CLASSES:
         return "classification"
     return "regression"
+
+# %% ../nbs/api/11_validate.ipynb #6c1d8e3a
+MAX_CLASSES = 50
+
+
+def task_warnings(target: pd.Series, task: Literal["classification", "regression"], *, name: str = "target") -> list[str]:
+    """Warnings for a task that looks wrong for the target: too many classes, or a regression on a few integers."""
+    values = target.dropna()
+    distinct = int(values.nunique())
+    if task == "classification" and distinct > MAX_CLASSES:
+        return [
+            f"data.target '{name}' has {distinct} classes for classification (more than {MAX_CLASSES}); "
+            "if it is a quantity, set data.task: regression"
+        ]
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if task == "regression" and numeric and distinct <= MAX_INTEGER_CLASSES and np.all(np.mod(values, 1) == 0):
+        return [
+            f"data.target '{name}' takes only {distinct} integer values, which looks categorical; "
+            "if they are classes, set data.task: classification"
+        ]
+    return []
 
 # %% ../nbs/api/11_validate.ipynb #dddb7ac7
 NUMERIC_TEXT_SHARE = 0.8
@@ -151,6 +205,8 @@ def check_dataset(frame: pd.DataFrame, *, target: str, task: str = "auto") -> Li
         raise DataValidationError(
             f"the data has no feature columns, only the target '{target}'", hint="add the columns to learn from"
         )
+    for warning in task_warnings(frame[target], resolved, name=target):
+        logger.warning(warning)
     labelled = int(frame[target].notna().sum())
     if labelled < MIN_ROWS:
         raise DataValidationError(
@@ -209,46 +265,59 @@ def clean(frame: pd.DataFrame, *, target: str, drop_duplicates: bool = True) -> 
     # copy=False: the columns are not copied again into one consolidated block (a second copy of the numbers).
     return pd.DataFrame(columns, index=cleaned.index, copy=False).reset_index(drop=True)
 
+# %% ../nbs/api/11_validate.ipynb #5b8f2d16
+def _column_schema(name: str, column: pd.Series, kind: str, role: ColumnRole | None = None) -> ColumnSchema:
+    extra = {"role": role.role, "reason": role.reason} if role is not None else {}
+    if kind == "numeric":
+        empty = column.isna().all()
+        return ColumnSchema(
+            name=name, kind=kind, dtype=str(column.dtype), missing_rate=float(column.isna().mean()),
+            minimum=None if empty else float(column.min()), maximum=None if empty else float(column.max()), **extra,
+        )
+    if kind == "datetime":
+        return ColumnSchema(name=name, kind=kind, dtype=str(column.dtype), missing_rate=float(column.isna().mean()), **extra)
+    categories = sorted(value for value in column.astype("str").unique() if value != "")
+    return ColumnSchema(
+        name=name, kind="categorical", dtype="str", missing_rate=float((column == "").mean()), categories=categories, **extra
+    )
 
-def infer_schema(frame: pd.DataFrame, *, target: str, task: Literal["classification", "regression"]) -> Schema:
-    """The schema of a cleaned data set: each feature's kind, range or categories, missing rate; the classes."""
-    columns, dropped = [], {}
+
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: Literal["classification", "regression"],
+    roles: list[ColumnRole] | None = None,
+) -> Schema:
+    """The schema of a cleaned data set: each feature's kind, range or categories, missing rate; the classes.
+
+    With `roles` (see `mlops_nb.roles.assign_roles`) the features are the used ones, each with its role and reason;
+    without, every numeric, boolean and text column is a feature and other dtypes are dropped.
+    """
+    columns, dropped, role_names = [], {}, {}
+    decided = {role.name: role for role in roles or []}
     for name in frame.columns:
         if name == target:
             continue
-        column = frame[name]
+        column, role = frame[name], decided.get(name)
+        if role is not None:
+            role_names[name] = role.role
+            if role.used:
+                columns.append(_column_schema(name, column, role.kind, role))
+            else:
+                dropped[name] = f"{role.role}: {role.reason}"
+            continue
         kind = _column_kind(column)
         if kind is None:
             dropped[name] = f"dtype {column.dtype} is not supported as a feature"
-            continue
-        if kind == "numeric":
-            columns.append(
-                ColumnSchema(
-                    name=name,
-                    kind=kind,
-                    dtype=str(column.dtype),
-                    missing_rate=float(column.isna().mean()),
-                    minimum=None if column.isna().all() else float(column.min()),
-                    maximum=None if column.isna().all() else float(column.max()),
-                )
-            )
         else:
-            categories = sorted(value for value in column.unique() if value != "")
-            columns.append(
-                ColumnSchema(
-                    name=name,
-                    kind=kind,
-                    dtype="str",
-                    missing_rate=float((column == "").mean()),
-                    categories=categories,
-                )
-            )
+            columns.append(_column_schema(name, column, kind))
     classes = None
     if task == "classification":
         classes = sorted(frame[target].dropna().unique().tolist(), key=lambda value: (str(type(value)), value))
     if dropped:
-        logger.warning("dropped columns: %s", dropped)
-    return Schema(target=target, task=task, classes=classes, columns=columns, dropped_columns=dropped)
+        logger.info("not features: %s", dropped)
+    return Schema(target=target, task=task, classes=classes, columns=columns, dropped_columns=dropped, roles=role_names)
 
 # %% ../nbs/api/11_validate.ipynb #c7d8b245
 def quality_report(frame: pd.DataFrame, *, target: str) -> dict[str, Any]:

@@ -50,6 +50,6 @@ for attribute, value in list(vars(config.ProjectPaths).items()):
         setattr(config.ProjectPaths, attribute, property(getter))
 
 sys.addaudithook(_hook)
-stage.run_stage(stage_name, root=root)
+stage.run_stage(stage_name, root=root, check=False)  # the runner's params check is not the notebook's reading
 modules = sorted(name.split(".", 1)[1] for name in sys.modules if name.startswith("mlops_nb."))
 output.write_text(json.dumps({"touched": sorted(touched), "modules": modules}))

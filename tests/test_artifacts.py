@@ -34,3 +34,26 @@ def test_every_zoo_model_saves_and_loads(task: str, name: str, tmp_path: Path) -
         assert untrusted_types(tmp_path / "model.skops") == []
         loaded = load_model(tmp_path / "model.skops", expected_sha256=digest)
         assert (loaded.predict(X) == pipeline.predict(X)).all()
+
+
+@pytest.mark.parametrize("mode", ["expand", "timestamp"])
+def test_a_model_with_date_features_saves_and_loads(mode: str, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mlops_nb.roles import assign_roles
+
+    raw = read_source("sample:penguins")[0].assign(
+        seen=pd.date_range("2007-05-01", periods=344, freq="D").strftime("%Y-%m-%d")
+    )
+    frame, roles = assign_roles(raw, target="species", datetime=mode)
+    frame = clean(frame, target="species")
+    schema = infer_schema(frame, target="species", task="classification", roles=roles)
+    assert schema.datetime_columns == ["seen"]
+    X, y = split_xy(frame, schema)
+    pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters=SMALL["random_forest"], features=FeaturesParams(datetime=mode)).fit(X, y)
+    digest = save_model(pipeline, tmp_path / "model.skops")
+    assert untrusted_types(tmp_path / "model.skops") == []
+    loaded = load_model(tmp_path / "model.skops", expected_sha256=digest)
+    assert (loaded.predict(X) == pipeline.predict(X)).all()
+    as_text = X.assign(seen=X.seen.dt.strftime("%Y-%m-%d"))  # dates as a server receives them
+    assert (loaded.predict(as_text) == pipeline.predict(X)).all()

@@ -36,10 +36,43 @@ def _penguins_csv(project: Path, name: str, change: Callable[[pd.DataFrame], pd.
     return f"data/external/{name}"
 
 
+def _penguins_as(project: Path, name: str, **to_csv: object) -> str:
+    """The penguins written as data/external/NAME: CSV with `to_csv` options, or Excel for a .xlsx name."""
+    import palmerpenguins
+
+    path = project / "data" / "external" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = palmerpenguins.load_penguins()
+    if name.endswith(".xlsx"):
+        frame.to_excel(path, sheet_name="penguins", index=False)
+    else:
+        frame.to_csv(path, index=False, **to_csv)
+    return f"data/external/{name}"
+
+
 def _with_text(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.astype({"body_mass_g": object})
     frame.loc[7, "body_mass_g"] = "4kg"
     return frame
+
+
+def _latin1_csv(project: Path) -> str:
+    """The penguins as data/external/latin.csv in Latin-1, with an accent UTF-8 cannot read."""
+    source = _penguins_as(project, "latin.csv")
+    path = project / source
+    path.write_bytes(path.read_bytes().replace(b"Torgersen", "Torgersén".encode("latin-1"), 1))
+    return source
+
+
+def _dated_csv() -> str:
+    rows = [f"2021-{month:02d}-{day:02d},{kind},{value}" for month in range(1, 5) for day in range(1, 9) for kind, value in (("a", 1), ("b", 2))]
+    return "day,species,size\n" + "\n".join(rows) + "\n"
+
+
+def _rename_section(project: Path, old: str, new: str) -> dict:
+    path = project / "params.yaml"
+    path.write_text(path.read_text().replace(f"\n{old}:\n", f"\n{new}:\n"))
+    return {}
 
 
 def _sqlite(project: Path) -> None:
@@ -66,7 +99,59 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str]] = {
     ),
     "unknown model name": (lambda p: {"train.model": "forest"}, "tune", "train.model = 'forest' is not a known model"),
     "search-space bounds reversed": (
-        lambda p: {"tune.search_space": {"max_depth": {"type": "int", "low": 16, "high": 2}}}, "tune", "low (16) is greater than high (2); swap them"
+        lambda p: {"tune.search_space.random_forest": {"max_depth": {"type": "int", "low": 16, "high": 2}}},
+        "tune",
+        "low (16) is greater than high (2); swap them",
+    ),
+    "semicolon CSV read with sep ','": (
+        lambda p: {"data.source": _penguins_as(p, "semicolons.csv", sep=";"), "data.read_options": {"sep": ","}},
+        "ingest",
+        "semicolons.csv' was read as the one column 'species;island;bill_length_mm;",
+    ),
+    ".xlsx without the named sheet": (
+        lambda p: {"data.source": _penguins_as(p, "penguins.xlsx"), "data.sheet": "2021"},
+        "ingest",
+        "data.sheet: sheet '2021' not found in file",
+    ),
+    "Latin-1 file read as UTF-8": (
+        lambda p: {"data.source": _latin1_csv(p)},
+        "ingest",
+        "latin.csv' is not utf-8 text (invalid continuation byte",
+    ),
+    "date column that does not parse with its format": (
+        lambda p: {"data.source": _write(p, "dated.csv", _dated_csv()), "data.read_options": {"parse_dates": {"day": "%d/%m/%Y"}}},
+        "ingest",
+        "data.read_options.parse_dates: column 'day' of file",
+    ),
+    "read_options with an unknown key": (
+        lambda p: {"data.read_options": {"delimiter": ";"}},
+        "ingest",
+        "unknown key 'data.read_options.delimiter'; allowed keys here: decimal, encoding, na_values, parse_dates, sep, thousands",
+    ),
+    "features.exclude naming a missing column": (
+        lambda p: {"features.exclude": ["bill_lenght_mm"]},
+        "prepare",
+        "features.exclude: column 'bill_lenght_mm' not found; the columns are: island, bill_length_mm",
+    ),
+    "excluding every feature": (
+        lambda p: {"features.exclude": ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]},
+        "prepare",
+        "no feature columns are left of island, bill_length_mm",
+    ),
+    "params section typo (trian:)": (
+        lambda p: _rename_section(p, "train", "trian"),
+        "tune",
+        "unknown section 'trian' (did you mean 'train'?); allowed sections: data, evaluate, features",
+    ),
+    "hyperparameter of another model": (
+        lambda p: {"train.model": "hist_gradient_boosting", "train.hyperparameters.hist_gradient_boosting": {"n_estimators": 200}},
+        "tune",
+        "train.hyperparameters.hist_gradient_boosting.n_estimators is not a hyperparameter of hist_gradient_boosting",
+    ),
+    "old flat params layout": (
+        lambda p: {"train.n_estimators": 300},
+        "tune",
+        "params.yaml: train/tune.search_space use the old flat layout: move train.n_estimators -> train.hyperparameters.random_forest.n_estimators",
     ),
     "test_size outside (0, 1)": (lambda p: {"prepare.test_size": 1.5}, "prepare", "prepare.test_size = 1.5: Input should be less than 1"),
     "SQL URL that cannot connect": (
@@ -74,6 +159,17 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str]] = {
         "ingest",
         "cannot connect",
     ),
+}
+
+# Refused by the `check` stage (mlops-nb check on the whole of params.yaml), which DVC runs first when params.yaml changed.
+REFUSED_BEFORE_START = {
+    "read_options with an unknown key",
+    "unknown model name",
+    "search-space bounds reversed",
+    "test_size outside (0, 1)",
+    "params section typo (trian:)",
+    "hyperparameter of another model",
+    "old flat params layout",
 }
 
 
@@ -89,8 +185,13 @@ def test_bad_input_fails_clearly_and_keeps_the_model(case: str, fresh_run: Path)
     assert len(errors) == 1, result.stderr
     error = errors[0]
     assert message in error
-    assert f"stage '{stage}' failed: nbs/pipelines/{stage}.ipynb, cell In[" in error
-    assert "dvc checkout" in error
     assert "Traceback" not in result.stderr
+    if case in REFUSED_BEFORE_START:  # dvc.yaml's first stage, `mlops-nb check`, before DVC removes any output
+        assert error.startswith("error: params.yaml: "), error
+        assert "Running stage 'check'" in result.stdout and "Running stage 'ingest'" not in result.stdout
+        assert (fresh_run / "models" / "best_params.json").is_file() and (fresh_run / "reports" / f"{stage}.ipynb").is_file()
+    else:
+        assert f"stage '{stage}' failed: nbs/pipelines/{stage}.ipynb, cell In[" in error
+        assert (fresh_run / "reports" / f"{stage}.failed.ipynb").is_file()
+        assert "dvc checkout" in error
     assert _fingerprint(fresh_run) == before, "the previous model and metrics must be untouched"
-    assert (fresh_run / "reports" / f"{stage}.failed.ipynb").is_file()

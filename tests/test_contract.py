@@ -13,7 +13,8 @@ import yaml
 
 from conftest import REPO_ROOT, run
 
-STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+# Every stage but `check` (mlops-nb check on params.yaml, no notebook) runs a pipeline notebook.
+STAGES = {name: stage for name, stage in yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"].items() if name != "check"}
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 # The runner and the error types are used by every stage; they shape no output and are not deps.
 RUNNER_MODULES = {"stage", "errors", "cli", "_modidx"}
@@ -75,9 +76,16 @@ def test_notebooks_touch_exactly_their_deps_and_outs(fresh_run: Path, tmp_path: 
             and not path.startswith(("mlops_nb/", ".optuna/"))  # Optuna's journal: git-ignored, not a DVC output
         }
         assert not undeclared, f"stage {name} touches files dvc.yaml does not declare: {sorted(undeclared)}"
-        data_deps = {dep for dep in deps if not dep.startswith(("mlops_nb/", "nbs/"))}
+        # data/external is the folder of the user's data files, watched for changes; the default source is a sample
+        data_deps = {dep for dep in deps if not dep.startswith(("mlops_nb/", "nbs/", "data/external"))}
         assert data_deps <= set(seen["touched"]), f"stage {name} declares deps it never reads: {sorted(data_deps - set(seen['touched']))}"
         imported = {f"mlops_nb/{module}.py" for module in seen["modules"] if module not in RUNNER_MODULES}
         imported -= {"mlops_nb/data.py"} if "mlops_nb/data.py" not in imported else set()
         module_deps = {dep for dep in deps if dep.startswith("mlops_nb/")}
         assert imported == module_deps, f"stage {name}: imports {sorted(imported)} but declares {sorted(module_deps)}"
+
+
+def test_check_stage_comes_first_and_reads_params_yaml() -> None:
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    assert next(iter(stages)) == "check"
+    assert stages["check"] == {"cmd": "mlops-nb check", "deps": ["params.yaml"]}

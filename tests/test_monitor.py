@@ -279,7 +279,7 @@ def test_monitor_unseen_target_classes_and_a_truncated_prediction_log(fresh_run:
 
 # --- the retrain loop end to end ---------------------------------------------------------------------------------
 
-LIGHT = ["--set", "tune.n_trials=3", "--set", "train.n_estimators=40", "--set", "train.cv_folds=3"]
+LIGHT = ["--set", "tune.n_trials=3", "--set", "train.hyperparameters.random_forest.n_estimators=40", "--set", "train.cv_folds=3"]
 
 
 @pytest.mark.slow
@@ -310,7 +310,7 @@ def test_retrain_loop_promotes_a_better_challenger_and_keeps_a_worse_one_out(fre
 
     # A challenger that is worse (a one-split stump) is registered but not promoted.
     result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), "--force", *LIGHT,
-                  "--set", "train.max_depth=1", "--set", "train.n_estimators=3"], fresh_run)
+                  "--set", "train.hyperparameters.random_forest.max_depth=1", "--set", "train.hyperparameters.random_forest.n_estimators=3"], fresh_run)
     assert "v1.2.0 registered but not promoted; v1.1.0 stays in stage prod" in result.stdout, result.stdout
     assert find_version(stage="prod", root=fresh_run).version == "v1.1.0"
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -12,11 +15,11 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from conftest import run, set_params, stage_names
+from conftest import REPO_ROOT, run, set_params, stage_names
 
 pytestmark = pytest.mark.slow
 STAGES = stage_names()
-LIGHT = {"tune.n_trials": 3, "train.n_estimators": 40, "train.cv_folds": 3}
+LIGHT = {"tune.n_trials": 3, "train.hyperparameters.random_forest.n_estimators": 40, "train.cv_folds": 3}
 
 
 def ran_stages(output: str) -> list[str]:
@@ -60,20 +63,44 @@ def test_identical_inputs_give_identical_reports(fresh_run: Path) -> None:
 
 
 def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:
-    result = run(["dvc", "exp", "run", "-S", "train.n_estimators=300"], fresh_run)
+    result = run(["dvc", "exp", "run", "-S", "train.hyperparameters.random_forest.n_estimators=300"], fresh_run)
     assert ran_stages(result.stdout) == ["train", "evaluate"]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], fresh_run).stdout)
     assert "300" in json.dumps(shown)
+    # What a reader compares, test metrics first: no per-column data-quality figures among the metrics.
+    assert list(shown[0]["data"]["metrics"]) == ["reports/metrics.json", "reports/cv_metrics.json"]
     params_diff = run(["dvc", "params", "diff", "--json"], fresh_run).stdout
-    changed = json.loads(params_diff)["params.yaml"]["train.n_estimators"]
+    changed = json.loads(params_diff)["params.yaml"]["train.hyperparameters.random_forest.n_estimators"]
     assert (changed["old"], changed["new"]) == (200, 300)
     metrics_diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], fresh_run).stdout)
     assert "reports/metrics.json" in metrics_diff
-    run(["dvc", "plots", "show", "-o", "plots_html"], fresh_run)
+    template = REPO_ROOT / ".cache" / "vega" / "plots.html"
+    assert template.is_file(), "the offline page template is missing: `make plots-template` builds it"
+    run(["dvc", "config", "--local", "plots.html_template", str(template)], fresh_run)
+    shown = run(["dvc", "plots", "show", "-o", "plots_html"], fresh_run)
+    assert "failed to load" not in shown.stdout + shown.stderr, shown.stdout + shown.stderr
     page = (fresh_run / "plots_html" / "index.html").read_text()
-    assert "Confusion matrix" in page and "Feature importance" in page
+    assert "Confusion matrix" in page and "Feature importance" in page and "Residuals" in page
+    assert "cdn.jsdelivr" not in page and "vega-embed 6.18.2" in page
+    if shutil.which("chromium"):  # `make test` installs it: the charts are drawn with no network
+        with tempfile.TemporaryDirectory() as profile:
+            dom = subprocess.run(
+                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                 "--virtual-time-budget=5000", "--dump-dom", (fresh_run / "plots_html" / "index.html").as_uri()],
+                capture_output=True, text=True, timeout=120,
+            ).stdout
+        assert dom.count("<canvas") + dom.count("<svg") >= 4, dom[-2000:]
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], fresh_run)
     assert (fresh_run / "plots_diff" / "index.html").is_file()
+
+
+def test_switching_model_needs_no_other_edit(fresh_run: Path) -> None:
+    result = run(["dvc", "exp", "run", "-S", "train.model=hist_gradient_boosting", "-S", "tune.n_trials=2", "-S", "train.cv_folds=2"], fresh_run)
+    assert ran_stages(result.stdout) == ["tune", "train", "evaluate"]
+    card = json.loads((fresh_run / "models" / "card.json").read_text())
+    assert card["model"]["name"] == "hist_gradient_boosting"
+    assert card["model"]["hyperparameters"]["max_iter"] == 200  # train.hyperparameters.hist_gradient_boosting
+    assert set(json.loads((fresh_run / "models" / "best_params.json").read_text())["best_params"]) == {"learning_rate", "max_leaf_nodes"}
 
 
 def test_regression_data_set(fresh_project: Path) -> None:

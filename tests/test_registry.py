@@ -51,7 +51,7 @@ def test_register_promote_get_reproduce(project: Path, tmp_path: Path):
     v1_metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert "registered model@v1.0.0" in models(project, "register", "-m", "baseline").stdout
 
-    set_params(project, **{"train.n_estimators": 40})
+    set_params(project, **{"train.hyperparameters.random_forest.n_estimators": 40})
     run(["dvc", "repro"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "fewer trees"], project)
@@ -108,7 +108,7 @@ def test_register_without_trained_model(fresh_project: Path):
 
 
 def test_register_dirty_workspace(project: Path):
-    set_params(project, **{"train.n_estimators": 7})
+    set_params(project, **{"train.hyperparameters.random_forest.n_estimators": 7})
     before = registry_state(project)
     assert_refused(models(project, "register", check=False), "dirty or uncommitted", "params.yaml", "--allow-dirty")
     assert registry_state(project) == before

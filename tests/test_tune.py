@@ -52,7 +52,7 @@ def test_grid_sampler_and_subsample_in_the_card(fresh_run: Path) -> None:
         "tune.sampler": "grid",
         "tune.max_rows": 120,
         "tune.n_trials": 50,
-        "tune.search_space": {
+        "tune.search_space.random_forest": {
             "max_depth": {"type": "categorical", "choices": [None, 4]},
             "min_samples_leaf": {"type": "int", "low": 1, "high": 9, "step": 4},
         },

@@ -39,7 +39,7 @@ def test_stage_and_two_workers_share_a_study_and_survive_a_killed_worker(fresh_r
     from optuna.trial import TrialState
 
     space = {"n_estimators": {"type": "int", "choices": [40, 80]}, "max_depth": {"type": "int", "low": 2, "high": 12}}
-    set_params(fresh_run, **{"tune.storage": postgres_url, "tune.n_trials": N_TRIALS, "tune.heartbeat": 1, "tune.search_space": space})
+    set_params(fresh_run, **{"tune.storage": postgres_url, "tune.n_trials": N_TRIALS, "tune.heartbeat": 1, "tune.search_space.random_forest": space})
     victim = _worker(fresh_run, postgres_url, tmp_path / "victim.log")
     survivor = _worker(fresh_run, postgres_url, tmp_path / "survivor.log")
     with (tmp_path / "stage.log").open("w") as output:
