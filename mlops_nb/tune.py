@@ -275,7 +275,9 @@ def plot_study(study: optuna.Study, kind: str, *, seed: int = 0):
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     varied = [name for name in study.best_params if len({trial.params.get(name) for trial in complete}) > 1]
-    if len(complete) < 2 or (kind != "history" and not varied):
+    # fANOVA cannot rank parameters when every trial scored the same (zero variance in all its trees).
+    same_values = len({trial.value for trial in complete}) < 2
+    if len(complete) < 2 or (kind != "history" and not varied) or (kind == "importances" and same_values):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

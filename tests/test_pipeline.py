@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+from mlops_nb.stage import stage_parameters
+
 from conftest import REPO_ROOT, run, set_params, stage_names
 
 pytestmark = pytest.mark.slow
@@ -33,7 +35,8 @@ def test_default_run_writes_flat_metrics_and_reports(pipeline_project: Path) -> 
     assert metrics["accuracy"] > 0.9
     for stage in STAGES:
         report = nbformat.read(pipeline_project / "reports" / f"{stage}.ipynb", as_version=4)
-        assert report.metadata.papermill["parameters"], stage
+        # papermill injected exactly the stage's params from params.yaml (none for a stage without params).
+        assert report.metadata.papermill["parameters"] == stage_parameters(stage, root=pipeline_project), stage
         assert "start_time" not in report.metadata.papermill
     card = json.loads((pipeline_project / "models" / "card.json").read_text())
     assert card["data"]["source"] == "sample:penguins" and len(card["data"]["sha256"]) == 64
