@@ -67,7 +67,7 @@ def test_identical_inputs_give_identical_reports(fresh_run: Path) -> None:
 
 def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:
     result = run(["dvc", "exp", "run", "-S", "train.hyperparameters.random_forest.n_estimators=300"], fresh_run)
-    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], fresh_run).stdout)
     assert "300" in json.dumps(shown)
     # What a reader compares, test metrics first: no per-column data-quality figures among the metrics.
@@ -99,7 +99,7 @@ def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> Non
 
 def test_switching_model_needs_no_other_edit(fresh_run: Path) -> None:
     result = run(["dvc", "exp", "run", "-S", "train.model=hist_gradient_boosting", "-S", "tune.n_trials=2", "-S", "train.cv_folds=2"], fresh_run)
-    assert ran_stages(result.stdout) == ["tune", "train", "evaluate"]
+    assert ran_stages(result.stdout) == ["tune", "train", "evaluate", "export"]
     card = json.loads((fresh_run / "models" / "card.json").read_text())
     assert card["model"]["name"] == "hist_gradient_boosting"
     assert card["model"]["hyperparameters"]["max_iter"] == 200  # train.hyperparameters.hist_gradient_boosting
@@ -109,7 +109,7 @@ def test_switching_model_needs_no_other_edit(fresh_run: Path) -> None:
 def test_regression_data_set(fresh_project: Path) -> None:
     from sklearn.datasets import load_diabetes
 
-    (fresh_project / "data" / "external").mkdir(parents=True)
+    (fresh_project / "data" / "external").mkdir(parents=True, exist_ok=True)
     load_diabetes(as_frame=True, scaled=False).frame.to_csv(fresh_project / "data" / "external" / "diabetes.csv", index=False)
     set_params(fresh_project, **LIGHT, **{"data.source": "data/external/diabetes.csv", "data.target": "target"})
     run(["dvc", "repro"], fresh_project)
@@ -133,7 +133,7 @@ def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
             "Qualité: label?": label,
         }
     )
-    (fresh_project / "data" / "external").mkdir(parents=True)
+    (fresh_project / "data" / "external").mkdir(parents=True, exist_ok=True)
     frame.to_csv(fresh_project / "data" / "external" / "awkward file.csv", index=False)
     set_params(fresh_project, **LIGHT, **{"data.source": "data/external/awkward file.csv", "data.target": "Qualité: label?"})
     run(["dvc", "repro"], fresh_project)
