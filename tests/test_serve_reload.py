@@ -44,7 +44,7 @@ def test_promotion_under_load_is_picked_up_with_zero_failed_requests(fresh_run: 
         for thread in threads:
             thread.start()
         try:
-            set_params(fresh_run, **{"train.n_estimators": 25})
+            set_params(fresh_run, **{"train.hyperparameters.random_forest.n_estimators": 25})
             run(["dvc", "repro"], fresh_run)
             run(["git", "add", "-A"], fresh_run)
             run(["git", "commit", "-qm", "a smaller forest"], fresh_run)
