@@ -522,12 +522,13 @@ def _add_retrain_parser(commands: argparse._SubParsersAction) -> None:
 # %% ../nbs/api/90_cli.ipynb #9a018282
 def _serve(arguments: argparse.Namespace) -> int:
     from mlops_nb.config import find_project_root
+    from mlops_nb.errors import ServingError
     from mlops_nb.serve import ServeSettings, run_server
 
     if arguments.watch_stage and (arguments.version or arguments.stage):
-        raise MlopsNbError("--watch-stage serves the stage's version: give it alone, without --version or --stage")
+        raise ServingError("--watch-stage serves the stage's version: give it alone, without --version or --stage")
     if arguments.version and arguments.stage:
-        raise MlopsNbError("give either --version or --stage, not both")
+        raise ServingError("give either --version or --stage, not both")
     settings = ServeSettings(
         root=find_project_root(),
         version=arguments.version,
