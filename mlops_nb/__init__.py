@@ -4,6 +4,8 @@ Modules:
 
 - `mlops_nb.artifacts`: Saving and loading models with skops, which does not execute code on load: an explicit list of trusted types, and a sha256 checked on every load.
 - `mlops_nb.card`: `ModelCard`: the typed record of a model version: what it was trained on and with, how it scored, which files it is made of.
+- `mlops_nb.config`: Project-root discovery, loading and validating `params.yaml` (one line per error, naming the key), the stages of `dvc.yaml` and `ProjectPaths`: every file of a project.
+- `mlops_nb.engines`: How a pipeline notebook is executed: papermill's engines (in this process, or in a Jupyter kernel), the executed notebook made deterministic, memory given back after each cell, and the library's logging in the report.
 - `mlops_nb.evaluate`: Test-set metrics, and the plots a reviewer wants (confusion matrix, ROC, residuals, feature importances) as data `dvc plots` renders and as PNG.
 - `mlops_nb.features`: The feature pipeline as one scikit-learn `ColumnTransformer`: impute and scale numbers, impute and one-hot categories, unknown categories ignored. It stays convertible to ONNX with skl2onnx.
 - `mlops_nb.monitor`: Drift and data quality of a new batch, or of the server's prediction log, against the reference profile saved with the model; model drift when the batch holds the target; a retrain decision weighted by importance.
