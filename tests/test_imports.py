@@ -37,3 +37,17 @@ def test_stage_imports_skip_the_iri_checker(tmp_path: Path) -> None:
     assert not imports_stand_in("import mlops_nb.stage, papermill, nbformat.validator", tmp_path)
     # Only while jsonschema loads: code in the stage process can still import the module itself.
     assert imports_stand_in("import mlops_nb.stage; import rfc3987_syntax", tmp_path)
+
+
+def test_stages_after_a_passed_check_skip_scikit_learn(fresh_project: Path) -> None:
+    """`check_params` imports scikit-learn for the model check once per params.yaml, not in every stage (ingest)."""
+    probe = "from mlops_nb.stage import check_params; import sys; check_params('.'); print('sklearn' in sys.modules)"
+
+    def imports_sklearn() -> bool:
+        result = subprocess.run([sys.executable, "-c", probe], cwd=fresh_project, env=command_env(), capture_output=True, text=True, check=True)
+        return result.stdout.strip() == "True"
+
+    assert imports_sklearn()  # the first check of this params.yaml
+    assert not imports_sklearn()  # recorded: the next stage does not pay for it
+    (fresh_project / "params.yaml").write_text((fresh_project / "params.yaml").read_text() + "\n# changed\n")
+    assert imports_sklearn()  # a changed params.yaml is checked again
