@@ -355,6 +355,25 @@ def site_folder(root: Path) -> Path:
     """Where `build_site` writes the site by default: `doc_path` of `[tool.nbdev]` (`_docs`)."""
     return docs_settings(root)["doc_path"]
 
+# %% ../nbs/api/86_site.ipynb #455c1252
+_SPHINX_PAGES = {"genindex", "search", "py-modindex"}  # pages Sphinx writes itself, from no document
+
+
+def _remove_stale_pages(html: Path, docnames: Iterable[str]) -> list[Path]:
+    """Delete the HTML pages (and their `_sources/` copies) under `html` of documents not in `docnames`; return them."""
+    wanted = set(docnames) | _SPHINX_PAGES
+    pages = [path for path in html.rglob("*.html") if not path.relative_to(html).parts[0].startswith("_")]
+    stale = [path for path in pages if path.relative_to(html).with_suffix("").as_posix() not in wanted]
+    sources = html / "_sources"
+    stale += [
+        path for path in (sources.rglob("*") if sources.is_dir() else [])
+        if path.is_file() and path.relative_to(sources).as_posix().split(".", 1)[0] not in wanted
+    ]
+    for path in stale:
+        logger.info("removing %s: its notebook is gone", path.relative_to(html))
+        path.unlink()
+    return stale
+
 # %% ../nbs/api/86_site.ipynb #c272025d
 def _write_if_changed(path: Path, text: str) -> None:
     # Unchanged files keep their mtime, so Sphinx rebuilds only the pages that changed.
@@ -424,6 +443,7 @@ def build_site(
         stale.unlink()
 
     _sphinx(root, site, proc / "html", proc / "doctrees", strict=strict)
+    _remove_stale_pages(proc / "html", suffixes)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(proc / "html", out_dir, ignore=shutil.ignore_patterns(".buildinfo"))

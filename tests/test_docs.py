@@ -21,11 +21,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SITE = REPO_ROOT / "_docs"
 API_NOTEBOOKS = sorted((REPO_ROOT / "nbs" / "api").glob("*.ipynb"))
 TUTORIALS = sorted((REPO_ROOT / "nbs" / "tutorials").glob("*.ipynb"))
+STALE_PAGES = ["api/removed_notebook.html", "_sources/api/removed_notebook.ipynb.txt"]
 
 
 @pytest.fixture(scope="session")
 def site() -> Path:
     """The site as `make docs` builds it (warnings are errors); the pipeline runs first only when reports/ is missing."""
+    # What an earlier build left of a notebook removed since: Sphinx's incremental output keeps its page.
+    for name in STALE_PAGES:
+        (REPO_ROOT / "_proc" / "html" / name).parent.mkdir(parents=True, exist_ok=True)
+        (REPO_ROOT / "_proc" / "html" / name).write_text("<html>a removed notebook</html>")
     result = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-nb"), "docs", "build", "--pipeline", "missing"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
@@ -52,6 +57,10 @@ def test_every_notebook_has_a_page(site: Path):
     expected += [f"runs/{notebook.stem}.html" for notebook in (REPO_ROOT / "reports").glob("*.ipynb")]
     assert [name for name in expected if not (site / name).exists()] == []
     assert len(TUTORIALS) >= 3
+
+
+def test_pages_of_removed_notebooks_are_gone(site: Path):
+    assert [name for name in STALE_PAGES if (site / name).exists() or (REPO_ROOT / "_proc" / "html" / name).exists()] == []
 
 
 def test_navigation_follows_notebook_order(site: Path):
