@@ -15,6 +15,7 @@ import os
 import queue
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,9 @@ class ServerMetrics:
         disable_created_metrics()  # the `_created` series double the output and no dashboard reads them
         self.registry = CollectorRegistry(auto_describe=True)
         self._live_collectors: list[Any] = []
+        # Label children bound once: `labels()` takes a lock and builds a key on every call.
+        self._request_observers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._class_counters: dict[Any, Any] = {}
         options = {"registry": self.registry}
         self.requests = Counter(
             "mlops_nb_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], **options
@@ -97,16 +101,31 @@ class ServerMetrics:
             registry.register(collector)
         return generate_latest(registry)
 
+    def request_observers(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram children of one route, method and status (bound once)."""
+        key = (route, method, status)
+        observers = self._request_observers.get(key)
+        if observers is None:
+            observers = self._request_observers[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.request_latency.labels(route, method),
+            )
+        return observers
+
     def observe_predictions(self, predictions: np.ndarray, *, classification: bool) -> None:
+        """Count the rows, and the predictions by class (classification) or in the value histogram (regression)."""
         self.predicted_rows.inc(len(predictions))
         if classification:
-            labels, counts = np.unique(np.asarray(predictions).astype(str), return_counts=True)
-            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-                self.predictions.labels(label).inc(count)
+            values = predictions.tolist()
+            counts = {values[0]: 1} if len(values) == 1 else Counter(values)
+            for label, count in counts.items():
+                child = self._class_counters.get(label)
+                if child is None:
+                    child = self._class_counters[label] = self.predictions.labels(str(label))
+                child.inc(count)
         else:
             for value in np.asarray(predictions, dtype=np.float64).tolist():
                 self.prediction_values.observe(value)
-
 
 def mark_worker_dead(pid: int | None = None) -> None:
     """Tell multiprocess mode that this worker is gone (its live gauges stop counting)."""
@@ -205,8 +224,11 @@ class PredictionLog:
         self._thread.start()
         return self
 
-    def submit(self, *, request_id: str, model_version: str, rows: Callable[[], list[dict[str, Any]]], outputs: dict[str, list[Any]]) -> bool:
-        """Queue one batch (`rows` is called by the writer thread); False, and counted, if the queue is full."""
+    def submit(
+        self, *, request_id: str, model_version: str, rows: Callable[[], list[dict[str, Any]]], outputs: dict[str, list[Any] | np.ndarray]
+    ) -> bool:
+        """Queue one batch; False, and counted, if the queue is full. The writer thread calls `rows` and turns numpy
+        `outputs` into lists, so a request pays for neither."""
         n_rows = len(next(iter(outputs.values())))
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "request_id": request_id,
                   "model_version": model_version, "rows": rows, "outputs": outputs, "n_rows": n_rows}
@@ -227,10 +249,10 @@ class PredictionLog:
 
     def _lines(self, record: dict[str, Any]) -> bytes:
         head = {"time": record["time"], "request_id": record["request_id"], "model_version": record["model_version"]}
-        names = list(record["outputs"])
+        outputs = {name: values.tolist() if isinstance(values, np.ndarray) else values for name, values in record["outputs"].items()}
         lines = []
         for index, row in enumerate(record["rows"]()):
-            output = {name: record["outputs"][name][index] for name in names}
+            output = {name: values[index] for name, values in outputs.items()}
             lines.append(orjson.dumps({**head, "inputs": row, "output": output}, option=orjson.OPT_SERIALIZE_NUMPY))
         return b"\n".join(lines) + b"\n"
 

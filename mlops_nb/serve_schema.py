@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ServingError
 from .validate import Schema
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'NUMERIC_DATATYPES', 'BINARY_DTYPES', 'RequestInput', 'RequestOutput', 'InferenceRequest', 'ResponseOutput',
            'InferenceResponse', 'TensorMetadata', 'ModelMetadata', 'V1PredictRequest', 'V1PredictResponse',
            'ErrorResponse', 'InvalidRequest', 'Batch', 'numeric_column', 'text_column', 'decode_binary_tensor',
-           'RequestDecoder']
+           'validation_message', 'v2_request', 'v1_instances', 'RequestDecoder']
 
 # %% ../nbs/api/60_serve_schema.ipynb #5ebd74a0
 class RequestInput(BaseModel):
@@ -128,6 +128,8 @@ class InvalidRequest(ServingError):
 # %% ../nbs/api/60_serve_schema.ipynb #a09138f8
 NUMERIC_DATATYPES = ("FP64", "FP32", "INT64", "INT32")
 BINARY_DTYPES = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "INT32": "<i4", "BOOL": "?"}
+_NUMBER_TYPES = frozenset({float, int})
+_NUMBER_OR_NULL_TYPES = frozenset({float, int, type(None)})
 
 
 @dataclass
@@ -159,41 +161,47 @@ def _first_bad(name: str, values: list[Any], accepted: tuple[type, ...], expecte
             )
     return InvalidRequest(f"input '{name}': values are not {expected}", reason="wrong_type")
 
-
+# %% ../nbs/api/60_serve_schema.ipynb #fe30799f
 def numeric_column(name: str, values: list[Any] | np.ndarray) -> np.ndarray:
     """`values` as `float64`, `None` (or a binary NaN) as NaN; text, booleans and infinities refused."""
-    array = values if isinstance(values, np.ndarray) else np.asarray(values)
-    if array.ndim == 1 and array.dtype.kind in "fiu":
-        array = array.astype(np.float64, copy=False)
-    elif array.ndim == 1 and array.dtype == object:
-        if any(value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))) for value in values):
-            raise _first_bad(name, list(values), (int, float), "a number or null")
-        array = np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or values.dtype.kind not in "fiu":
+            raise _first_bad(name, values.tolist() if values.ndim == 1 else [values.tolist()], (int, float), "a number or null")
+        array = values.astype(np.float64, copy=False)
     else:
-        raise _first_bad(name, list(values) if array.ndim == 1 else [list(values)], (int, float), "a number or null")
-    infinite = np.flatnonzero(np.isinf(array))
-    if infinite.size:
-        raise InvalidRequest(
-            f"input '{name}', instance {int(infinite[0])}: {array[infinite[0]]} is not a finite number", reason="not_finite"
-        )
+        # The set of the values' types is built at C speed; numpy then converts in one call (None becomes NaN).
+        types = set(map(type, values))
+        if not types <= _NUMBER_OR_NULL_TYPES:
+            raise _first_bad(name, values, (int, float), "a number or null")
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:
+            raise InvalidRequest(f"input '{name}': an integer too large for a float", reason="not_finite") from None
+    if not np.isfinite(array).all():
+        infinite = np.flatnonzero(np.isinf(array))
+        if infinite.size:
+            raise InvalidRequest(
+                f"input '{name}', instance {int(infinite[0])}: {array[infinite[0]]} is not a finite number", reason="not_finite"
+            )
     return array
 
-
+# %% ../nbs/api/60_serve_schema.ipynb #a03c7c3e
 def text_column(name: str, values: list[Any]) -> np.ndarray:
     """`values` as an object array of stripped text, `None` as `""` (missing), numbers and booleans as text."""
-    if all(type(value) is str for value in values):
-        return np.array([value.strip() for value in values], dtype=object)
-    out = np.empty(len(values), dtype=object)
+    column = np.empty(len(values), dtype=object)
+    if set(map(type, values)) <= {str}:
+        column[:] = [value.strip() for value in values]
+        return column
     for index, value in enumerate(values):
         if value is None:
-            out[index] = ""
+            column[index] = ""
         elif isinstance(value, str):
-            out[index] = value.strip()
+            column[index] = value.strip()
         elif isinstance(value, (int, float, bool)):
-            out[index] = str(value)
+            column[index] = str(value)
         else:
             raise _first_bad(name, values, (str, int, float, bool), "text, a number or null")
-    return out
+    return column
 
 # %% ../nbs/api/60_serve_schema.ipynb #de428862
 def decode_binary_tensor(name: str, datatype: str, raw: bytes) -> list[Any] | np.ndarray:
@@ -220,6 +228,59 @@ def decode_binary_tensor(name: str, datatype: str, raw: bytes) -> list[Any] | np
         offset += length
     return values
 
+# %% ../nbs/api/60_serve_schema.ipynb #e9e20e92
+def validation_message(error: ValidationError) -> str:
+    """pydantic's first error as `field.path: message (and N more)`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+# %% ../nbs/api/60_serve_schema.ipynb #142f31d2
+def _plain_tensor(tensor: Any) -> bool:
+    if type(tensor) is not dict or type(tensor.get("name")) is not str:
+        return False
+    shape, data, parameters = tensor.get("shape"), tensor.get("data"), tensor.get("parameters")
+    return (
+        type(tensor.get("datatype")) is str
+        and type(shape) is list
+        and set(map(type, shape)) <= {int}
+        and (data is None or type(data) is list)
+        and (parameters is None or type(parameters) is dict)
+    )
+
+
+def v2_request(parsed: Any) -> dict[str, Any]:
+    """A parsed V2 request body as a plain dict of `InferenceRequest`'s shape, or `InvalidRequest` naming the field.
+
+    A well-formed body (the usual case) is checked by a few type tests; anything else goes through pydantic, whose
+    message names the bad field (and which accepts what it can coerce)."""
+    if type(parsed) is dict:
+        inputs, outputs = parsed.get("inputs"), parsed.get("outputs")
+        if (
+            type(inputs) is list
+            and all(map(_plain_tensor, inputs))
+            and (outputs is None or type(outputs) is list and all(type(output) is dict and type(output.get("name")) is str for output in outputs))
+            and (parsed.get("id") is None or type(parsed["id"]) is str)
+            and (parsed.get("parameters") is None or type(parsed["parameters"]) is dict)
+        ):
+            return parsed
+    try:
+        return InferenceRequest.model_validate(parsed).model_dump()
+    except ValidationError as error:
+        raise InvalidRequest(validation_message(error), reason="bad_request") from None
+
+# %% ../nbs/api/60_serve_schema.ipynb #63762817
+def v1_instances(parsed: Any) -> list[dict[str, Any]]:
+    """The `instances` of a parsed V1 body, or `InvalidRequest` naming the field (pydantic only when it is not plain)."""
+    if type(parsed) is dict and parsed.keys() == {"instances"} and type(instances := parsed["instances"]) is list:
+        if all(type(instance) is dict for instance in instances):
+            return instances
+    try:
+        return V1PredictRequest.model_validate(parsed).instances
+    except ValidationError as error:
+        raise InvalidRequest(validation_message(error), reason="bad_request") from None
+
 # %% ../nbs/api/60_serve_schema.ipynb #dc23b419
 class RequestDecoder:
     """Decode requests for the model trained on `schema`; at most `max_batch_size` rows per request."""
@@ -228,7 +289,8 @@ class RequestDecoder:
         self.schema = schema
         self.max_batch_size = max_batch_size
         self.kinds = {column.name: column.kind for column in schema.columns}
-        self.categories = {column.name: frozenset(column.categories or ()) for column in schema.columns if column.kind == "categorical"}
+        self.categories = {column.name: frozenset(column.categories or ()) | {""} for column in schema.columns if column.kind == "categorical"}
+        self.accepted = {name: NUMERIC_DATATYPES if kind == "numeric" else ("BYTES",) for name, kind in self.kinds.items()}
 
     def datatype(self, name: str) -> str:
         return "FP64" if self.kinds[name] == "numeric" else "BYTES"
@@ -247,6 +309,9 @@ class RequestDecoder:
                 f"{where}unknown input(s) {', '.join(map(repr, unknown))}; the inputs are {', '.join(map(repr, self.kinds))}",
                 reason="unknown_input",
             )
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InvalidRequest(f"{where}input(s) {', '.join(map(repr, repeated))} given more than once", reason="repeated_input")
 
     def _check_rows(self, n_rows: int) -> None:
         if n_rows == 0:
@@ -261,44 +326,47 @@ class RequestDecoder:
             return numeric_column(name, values)
         column = text_column(name, values.tolist() if isinstance(values, np.ndarray) else values)
         known = self.categories[name]
-        unseen = sum(1 for value in column if value != "" and value not in known)
-        if unseen:
-            batch.unseen[name] = unseen
+        # One set difference finds whether any value is unseen; only then are they counted one by one.
+        if not known.issuperset(column.tolist()):
+            batch.unseen[name] = sum(1 for value in column.tolist() if value not in known)
         return column
 
-    def decode_v2(self, request: InferenceRequest, binary: bytes = b"") -> Batch:
-        """The columns of a V2 request; `binary` is what follows the JSON header with the binary extension."""
-        names = [tensor.name for tensor in request.inputs]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InvalidRequest(f"input(s) {', '.join(map(repr, repeated))} given more than once", reason="repeated_input")
-        self._check_names(names)
+    def _tensor_values(self, tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[list[Any] | np.ndarray, int]:
+        name = tensor["name"]
+        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise InvalidRequest(f"input '{name}': binary_data_size {size!r} does not fit the request body", reason="bad_binary")
+            return decode_binary_tensor(name, tensor["datatype"], binary[offset : offset + size]), offset + size
+        values = tensor.get("data")
+        if values is None:
+            raise InvalidRequest(f"input '{name}' has no data", reason="no_data")
+        if values and type(values[0]) is list:
+            if not all(type(row) is list and len(row) == 1 for row in values):
+                raise InvalidRequest(f"input '{name}': nested data must hold one value per row", reason="bad_shape")
+            values = [row[0] for row in values]
+        return values, offset
+
+    def decode_v2(self, request: dict[str, Any] | InferenceRequest, binary: bytes = b"") -> Batch:
+        """The columns of a V2 request (a dict from `v2_request`, or an `InferenceRequest`); `binary` is what follows
+        the JSON header with the binary extension."""
+        if isinstance(request, BaseModel):
+            request = request.model_dump()
+        tensors = {tensor["name"]: tensor for tensor in request["inputs"]}
+        if len(tensors) != len(request["inputs"]) or tensors.keys() != self.kinds.keys():
+            self._check_names([tensor["name"] for tensor in request["inputs"]])
         batch, lengths, offset = Batch(columns={}, n_rows=0), {}, 0
-        for tensor in request.inputs:
-            name = tensor.name
-            accepted = NUMERIC_DATATYPES if self.kinds[name] == "numeric" else ("BYTES",)
-            if tensor.datatype not in accepted:
+        for tensor in request["inputs"]:
+            name = tensor["name"]
+            if tensor["datatype"] not in self.accepted[name]:
                 raise InvalidRequest(
-                    f"input '{name}' has datatype {tensor.datatype!r}; it takes {' or '.join(accepted)}", reason="wrong_datatype"
+                    f"input '{name}' has datatype {tensor['datatype']!r}; it takes {' or '.join(self.accepted[name])}", reason="wrong_datatype"
                 )
-            size = (tensor.parameters or {}).get("binary_data_size")
-            if size is not None:
-                if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                    raise InvalidRequest(f"input '{name}': binary_data_size {size!r} does not fit the request body", reason="bad_binary")
-                values = decode_binary_tensor(name, tensor.datatype, binary[offset : offset + size])
-                offset += size
-            elif tensor.data is None:
-                raise InvalidRequest(f"input '{name}' has no data", reason="no_data")
-            else:
-                values = tensor.data
-                if values and isinstance(values[0], list):
-                    if not all(isinstance(row, list) and len(row) == 1 for row in values):
-                        raise InvalidRequest(f"input '{name}': nested data must hold one value per row", reason="bad_shape")
-                    values = [row[0] for row in values]
+            values, offset = self._tensor_values(tensor, binary, offset)
             n_rows = len(values)
-            if tensor.shape not in ([n_rows], [n_rows, 1]):
+            if tensor["shape"] != [n_rows] and tensor["shape"] != [n_rows, 1]:
                 raise InvalidRequest(
-                    f"input '{name}': shape {tensor.shape} does not match its {n_rows} value(s); use [{n_rows}] or [{n_rows}, 1]",
+                    f"input '{name}': shape {tensor['shape']} does not match its {n_rows} value(s); use [{n_rows}] or [{n_rows}, 1]",
                     reason="bad_shape",
                 )
             lengths[name] = n_rows
@@ -314,7 +382,7 @@ class RequestDecoder:
     def decode_v1(self, instances: list[dict[str, Any]]) -> Batch:
         """The columns of V1 `instances` (one `{column: value}` object per row)."""
         self._check_rows(len(instances))
-        expected = set(self.kinds)
+        expected = self.kinds.keys()
         for index, instance in enumerate(instances):
             if instance.keys() != expected:
                 self._check_names(list(instance), where=f"instance {index}: ")
