@@ -205,7 +205,10 @@ def mlserver_model(folder: Path, pipeline, port: int) -> None:
     from sklearn.impute import SimpleImputer
 
     plain = copy.deepcopy(pipeline)
-    for _, transformer, _ in plain.named_steps["features"].transformers_:
+    features = plain.named_steps["features"]
+    # Both the fitted transformers and the unfitted ones the ColumnTransformer keeps as its parameter: MLServer's
+    # venv has no mlops_nb, so no object of the pickle may name it.
+    for _, transformer, _ in [*features.transformers_, *features.transformers]:
         for _, step in getattr(transformer, "steps", []):
             if type(step).__name__ == "ColumnwiseImputer":
                 step.__class__ = SimpleImputer
@@ -214,7 +217,7 @@ def mlserver_model(folder: Path, pipeline, port: int) -> None:
     (folder / "model-settings.json").write_text(json.dumps(
         {"name": "model", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib", "version": "v1"}}))
     (folder / "settings.json").write_text(json.dumps(
-        {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "debug": False}))
+        {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "debug": False}))
 
 
 def in_process_seconds(project: Path, schema, rows: list[dict], *, repeats: int = 30) -> float:

@@ -79,7 +79,9 @@ class OnnxRecord(_Record):
     """The ONNX export of the model and its parity check against the scikit-learn pipeline.
 
     `parity_passed` is True when the ONNX model's predictions equalled scikit-learn's on the check set (labels
-    equal, probabilities within `tolerance`); `reason` says why there is no usable ONNX file otherwise.
+    equal, probabilities within `tolerance`; for a regressor the relative difference of the predictions);
+    `reason` says why there is no usable ONNX file otherwise. `parity_path`/`parity_sha256` name the parity
+    record (`parity.json`) the server reads with the model; registration fills all of it from the export stage.
     """
 
     path: str | None = None
@@ -88,6 +90,8 @@ class OnnxRecord(_Record):
     max_probability_difference: float | None = None
     tolerance: float | None = None
     reason: str | None = None
+    parity_path: str | None = None
+    parity_sha256: str | None = None
 
 # %% ../nbs/api/26_card.ipynb #1327d5de
 class RegistryRecord(_Record):

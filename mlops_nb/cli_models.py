@@ -113,8 +113,8 @@ def _models_get(arguments: argparse.Namespace) -> int:
     from mlops_nb.registry import get_model
 
     out = get_model(arguments.version, stage=arguments.stage, out=arguments.out)
-    profile = f", {out / 'profile.json'}" if (out / "profile.json").exists() else ""
-    print(f"wrote {out / 'model.skops'}, {out / 'card.json'}{profile} and {out / 'card.md'}")
+    extra = [str(path) for path in (out / "profile.json", out / "onnx" / "model.onnx", out / "onnx" / "parity.json") if path.exists()]
+    print(f"wrote {', '.join([str(out / 'model.skops'), str(out / 'card.json'), *extra])} and {out / 'card.md'}")
     return 0
 
 

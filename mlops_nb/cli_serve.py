@@ -159,6 +159,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         max_body_bytes=arguments.max_body_bytes,
         max_batch_size=arguments.max_batch_size,
+        inline_rows=arguments.inline_rows,
         log_dir=arguments.log_dir,
         log_max_bytes=arguments.log_max_bytes,
         prediction_log=not arguments.no_prediction_log,
@@ -193,6 +194,11 @@ def add_serve_commands(commands: argparse._SubParsersAction) -> None:
     limits = serve.add_argument_group("limits")
     limits.add_argument("--max-body-bytes", type=int, default=10 * 2**20, help="largest request body, checked before parsing (default 10 MiB; 413 past it)")
     limits.add_argument("--max-batch-size", type=int, default=10_000, help="most rows in one request (default 10000)")
+    limits.add_argument(
+        "--inline-rows", type=int, default=64, metavar="N",
+        help="a request of at most N rows through ONNX Runtime is predicted on the event loop, cheaper than a thread hop; "
+        "larger ones and scikit-learn run in a worker thread (default 64; 0: always a thread)",
+    )
     logs = serve.add_argument_group("prediction log and drift")
     logs.add_argument("--log-dir", type=Path, help="where the prediction log goes (default logs/predictions/)")
     logs.add_argument("--log-max-bytes", type=int, default=64 * 2**20, help="start a new log file past this size (default 64 MiB)")

@@ -260,6 +260,25 @@ def _workspace_problems(paths: ProjectPaths) -> list[str]:
         problems.append(f"{model} differs from the one committed at HEAD")
     return problems
 
+# %% ../nbs/api/50_registry.ipynb #7da97aa4
+def _onnx_record(paths: ProjectPaths) -> dict[str, Any] | None:
+    """The export stage's ONNX model and parity check as a registration records them (None without an export)."""
+    folder = paths.model.parent / "onnx"
+    if not (folder / "parity.json").is_file():
+        return None
+    parity = json.loads((folder / "parity.json").read_text(encoding="utf-8"))
+    model = folder / "model.onnx"
+    return {
+        "path": model.relative_to(paths.root).as_posix(),
+        "sha256": sha256_file(model) if model.is_file() else None,
+        "parity_path": (folder / "parity.json").relative_to(paths.root).as_posix(),
+        "parity_sha256": sha256_file(folder / "parity.json"),
+        "passed": bool(parity.get("passed")),
+        "max_difference": parity.get("max_difference"),
+        "tolerance": parity.get("tolerance"),
+        "reason": parity.get("reason"),
+    }
+
 # %% ../nbs/api/50_registry.ipynb #b147a5a3
 def register(
     *,
@@ -320,6 +339,9 @@ def register(
     }
     if paths.profile.is_file():  # the reference profile the evaluate stage writes beside the model (monitoring)
         record["profile_sha256"] = sha256_file(paths.profile)
+    onnx = _onnx_record(paths)
+    if onnx is not None:
+        record["onnx"] = onnx
     name = name or next_version(versions[-1] if versions else None, schema_sha256=record["schema_sha256"], bump=bump)
     if problems:
         logger.warning("registering a dirty model: %s", "; ".join(problems))
@@ -358,7 +380,8 @@ def get_model(
     version: str | None = None, *, stage: str | None = None, out: str | Path | None = None, root: str | Path | None = None
 ) -> Path:
     """Write a registered version's `model.skops`, `card.json` and `card.md` to `out` (default `model-VERSION`), and
-    its reference profile and ONNX model when its card names them."""
+    its reference profile (`profile.json`) and ONNX export (`onnx/model.onnx`, `onnx/parity.json`) when its card
+    names them: the folder `mlops-nb serve` loads. Each file's sha256 is checked against the registration."""
     paths = project_paths(root)
     found = find_version(version, stage=stage, root=paths.root)
     out = Path(out) if out is not None else Path(f"{MODEL_ARTIFACT}-{found.version}")
@@ -366,9 +389,13 @@ def get_model(
     card = files.card
     expected = found.record.get("artifact_sha256") or card.artifact.sha256
     files.fetch(paths.model, out / paths.model.name, sha256=expected)
-    for record in (card.profile, card.onnx):
-        if record is not None and record.path and record.sha256:
-            files.fetch(record.path, out / Path(record.path).name, sha256=record.sha256)
+    if card.profile is not None and card.profile.path and card.profile.sha256:
+        files.fetch(card.profile.path, out / Path(card.profile.path).name, sha256=card.profile.sha256)
+    onnx = card.onnx
+    if onnx is not None and onnx.parity_path and onnx.parity_sha256:  # laid out as the server reads it: onnx/
+        files.fetch(onnx.parity_path, out / "onnx" / "parity.json", sha256=onnx.parity_sha256)
+        if onnx.path and onnx.sha256:
+            files.fetch(onnx.path, out / "onnx" / "model.onnx", sha256=onnx.sha256)
     card.save(out / "card.json")
     with atomic_path(out / "card.md") as page:
         page.write_text(card.to_markdown(), encoding="utf-8")

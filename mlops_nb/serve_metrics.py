@@ -15,6 +15,7 @@ import os
 import queue
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ class ServerMetrics:
         # Label children bound once: `labels()` takes a lock and builds a key on every call.
         self._request_observers: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._class_counters: dict[Any, Any] = {}
+        self._inference_observers: dict[str, Any] = {}
         options = {"registry": self.registry}
         self.requests = Counter(
             "mlops_nb_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], **options
@@ -111,6 +113,13 @@ class ServerMetrics:
                 self.request_latency.labels(route, method),
             )
         return observers
+
+    def inference_observer(self, runtime: str) -> Any:
+        """The inference latency histogram child of `runtime` (bound once)."""
+        child = self._inference_observers.get(runtime)
+        if child is None:
+            child = self._inference_observers[runtime] = self.inference_latency.labels(runtime)
+        return child
 
     def observe_predictions(self, predictions: np.ndarray, *, classification: bool) -> None:
         """Count the rows, and the predictions by class (classification) or in the value histogram (regression)."""
@@ -208,11 +217,18 @@ class PredictionLog:
     """A background writer of prediction records under `folder`."""
 
     def __init__(
-        self, folder: str | Path, *, max_bytes: int = 64 * 2**20, queue_size: int = 10_000, on_drop: Callable[[int], None] | None = None
+        self,
+        folder: str | Path,
+        *,
+        max_bytes: int = 64 * 2**20,
+        queue_size: int = 10_000,
+        on_drop: Callable[[int], None] | None = None,
+        interval: float = 0.05,
     ):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.on_drop = on_drop
+        self.interval = interval
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._file: Any = None
@@ -230,7 +246,7 @@ class PredictionLog:
         """Queue one batch; False, and counted, if the queue is full. The writer thread calls `rows` and turns numpy
         `outputs` into lists, so a request pays for neither."""
         n_rows = len(next(iter(outputs.values())))
-        record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), "request_id": request_id,
+        record = {"time": time.time(), "request_id": request_id,
                   "model_version": model_version, "rows": rows, "outputs": outputs, "n_rows": n_rows}
         try:
             self._queue.put_nowait(record)
@@ -248,7 +264,8 @@ class PredictionLog:
         self._written = 0
 
     def _lines(self, record: dict[str, Any]) -> bytes:
-        head = {"time": record["time"], "request_id": record["request_id"], "model_version": record["model_version"]}
+        stamp = datetime.fromtimestamp(record["time"], UTC).isoformat(timespec="milliseconds")
+        head = {"time": stamp, "request_id": record["request_id"], "model_version": record["model_version"]}
         outputs = {name: values.tolist() if isinstance(values, np.ndarray) else values for name, values in record["outputs"].items()}
         lines = []
         for index, row in enumerate(record["rows"]()):
@@ -257,21 +274,31 @@ class PredictionLog:
         return b"\n".join(lines) + b"\n"
 
     def _run(self) -> None:
+        # The writer wakes on a timer and drains the queue rather than waiting on it: a request's put never hands
+        # the interpreter over to this thread, and a busy server writes many records per system call.
         while True:
-            record = self._queue.get()
-            try:
-                if record is None:
-                    return
-                data = self._lines(record)
-                if self._file is None or self._written + len(data) > self.max_bytes and self._written:
-                    self._open()
-                self._file.write(data)
+            time.sleep(self.interval)
+            while True:
+                try:
+                    record = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    if record is None:
+                        return
+                    self._write(self._lines(record))
+                except Exception:  # the log must never take the server down; say so and go on
+                    logger.exception("prediction log: a record could not be written")
+                finally:
+                    self._queue.task_done()
+            if self._file is not None:
                 self._file.flush()
-                self._written += len(data)
-            except Exception:  # the log must never take the server down; say so and go on
-                logger.exception("prediction log: a record could not be written")
-            finally:
-                self._queue.task_done()
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None or self._written + len(data) > self.max_bytes and self._written:
+            self._open()
+        self._file.write(data)
+        self._written += len(data)
 
     def flush(self) -> None:
         """Wait until every queued record is written."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import untrusted_types
-from .card import FileRecord, ModelCard, RegistryRecord
+from .card import FileRecord, ModelCard, OnnxRecord, RegistryRecord
 from .config import ProjectPaths, project_paths
 from .errors import ArtifactError, MlopsNbError, RegistryError
 from .files import atomic_path, sha256_file
@@ -24,7 +24,21 @@ from .files import atomic_path, sha256_file
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'MODEL_ARTIFACT', 'ModelVersion', 'VersionFiles', 'open_version']
+__all__ = ['logger', 'MODEL_ARTIFACT', 'onnx_record', 'ModelVersion', 'VersionFiles', 'open_version']
+
+# %% ../nbs/api/48_version_files.ipynb #42c34379
+def onnx_record(registered: dict[str, Any]) -> OnnxRecord:
+    """The card's `onnx` entry from what registration recorded of the export stage's ONNX model and parity check."""
+    return OnnxRecord(
+        path=registered.get("path"),
+        sha256=registered.get("sha256"),
+        parity_passed=bool(registered.get("passed")),
+        max_probability_difference=registered.get("max_difference"),
+        tolerance=registered.get("tolerance"),
+        reason=registered.get("reason"),
+        parity_path=registered.get("parity_path"),
+        parity_sha256=registered.get("parity_sha256"),
+    )
 
 # %% ../nbs/api/48_version_files.ipynb #22599e79
 MODEL_ARTIFACT = "model"
@@ -114,6 +128,8 @@ class VersionFiles:
             if found.record.get("profile_sha256"):  # written by evaluate, after the card: recorded at registration
                 profile = FileRecord(path=self.relative(self.paths.profile), sha256=found.record["profile_sha256"])
                 trained = trained.model_copy(update={"profile": profile})
+            if found.record.get("onnx"):  # the export stage's files, after the card: recorded at registration
+                trained = trained.model_copy(update={"onnx": onnx_record(found.record["onnx"])})
             self._card = trained.with_version(
                 found.version,
                 created=found.registered_at,

@@ -82,6 +82,17 @@ def test_register_promote_get_reproduce(project: Path, tmp_path: Path):
     v1 = json.loads(models(project, "list", "--json").stdout)[0]
     assert card["git"]["commit"] == v1["commit"] and card["created"] == v1["registered_at"]
     assert "## Test metrics" in (out / "card.md").read_text()
+    # The export stage's ONNX model and parity record come with the version, laid out as the server reads them.
+    onnx = card["onnx"]
+    assert onnx["parity_passed"] is True and onnx["path"] == "models/onnx/model.onnx", onnx
+    assert hashlib.sha256((out / "onnx" / "model.onnx").read_bytes()).hexdigest() == onnx["sha256"]
+    assert hashlib.sha256((out / "onnx" / "parity.json").read_bytes()).hexdigest() == onnx["parity_sha256"]
+    from mlops_nb.serve_runtime import load_from_folder
+    from mlops_nb.serve_state import load_version
+
+    assert load_from_folder(out, version="v1.0.0").runtime.name == "onnx"
+    served = load_version(project, stage="prod")
+    assert (served.version, served.runtime.name, served.sha256) == ("v1.0.0", "onnx", onnx["sha256"])
 
     listed = json.loads(models(project, "list", "--json").stdout)
     assert [(entry["version"], entry["stages"]) for entry in listed] == [("v1.0.0", ["prod"]), ("v1.1.0", [])]

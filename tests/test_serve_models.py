@@ -16,6 +16,7 @@ from conftest import command_env
 from serving import (
     BIN,
     Server,
+    copy_served_files,
     expected_predictions,
     free_port,
     metric,
@@ -115,8 +116,8 @@ def test_token_protects_inference_and_reload_not_health_or_metrics(awkward: dict
 
 
 @pytest.mark.parametrize("file", ["model.skops", "onnx/model.onnx"])
-def test_a_tampered_model_file_stops_the_server_at_start(tmp_path, file: str) -> None:
-    made = model_project(tmp_path / "project", awkward_frame(120), target="Qualité: label?", hyperparameters={"n_estimators": 5})
+def test_a_tampered_model_file_stops_the_server_at_start(awkward: dict, tmp_path, file: str) -> None:
+    made = {"project": copy_served_files(awkward["project"], tmp_path / "project")}
     with open(made["project"] / "models" / file, "ab") as model:
         model.write(b"tampered")
     result = subprocess.run(
@@ -128,8 +129,8 @@ def test_a_tampered_model_file_stops_the_server_at_start(tmp_path, file: str) ->
     assert len(lines) == 1 and lines[0].startswith("error: ") and "does not match the recorded" in lines[0], result.stderr
 
 
-def test_a_tampered_model_at_reload_keeps_the_current_one_serving(tmp_path) -> None:
-    made = model_project(tmp_path / "project", awkward_frame(120), target="Qualité: label?", hyperparameters={"n_estimators": 5})
+def test_a_tampered_model_at_reload_keeps_the_current_one_serving(awkward: dict, tmp_path) -> None:
+    made = {**awkward, "project": copy_served_files(awkward["project"], tmp_path / "project")}
     body = {"instances": v1_instances(made["test"].head(3), made["schema"].columns)}
     with Server(made["project"], "--no-prediction-log") as server:
         status, answer, _ = server.call("POST", "/v2/repository/models/model/load")
