@@ -1,16 +1,20 @@
 """Benchmarks of tuning (issue 12, "Performance"), measured side by side in one run.
 
-1. The tuning path of the stage (TPE, median pruning, 2 worker processes, the embedded journal) against scikit-learn's
-   `GridSearchCV(n_jobs=2)` over the seeds' 27-point grid (n_estimators 50/100/200, max_depth None/10/20,
-   min_samples_split 2/5/10; 5 folds; accuracy), on penguins and on a synthetic set of `--rows` rows: the time each
-   side takes to reach the grid's best CV score, and both best scores (target: Optuna's time <= 1/3 of the grid's).
-2. The same trials with 2 worker processes against 1 (target: >= 1.7x faster; the trial tables must be equal).
-3. The embedded journal storage's overhead per trial: a trivial objective through the same path with the journal
-   against an in-memory storage (target <= 20 ms).
+1. `grid`: the tuning path of the stage (TPE, median pruning, 2 worker processes, the embedded journal) against
+   scikit-learn's `GridSearchCV(n_jobs=2)` over the seeds' 27-point grid (n_estimators 50/100/200, max_depth
+   None/10/20, min_samples_split 2/5/10; 5 folds; accuracy), on penguins and on a synthetic set of `--rows` rows
+   (bench/synthetic.py): the time each side takes to reach the grid's best CV score, and both best scores (target:
+   Optuna's time <= 1/3 of the grid's). Also shown: when Optuna came within one standard error of the grid's best.
+2. `workers`: the same trials with 2 worker processes against 1 (target: >= 1.7x faster; the trial tables equal).
+3. `storage`: the embedded journal's overhead per trial: a trivial objective through the same path with the
+   journal file and with an in-memory storage (target: the difference <= 20 ms).
 
-    .venv/bin/python bench/bench_tune.py [--rows 10000] [--trials 27] [--quick]
+    .venv/bin/python bench/bench_tune.py [--part grid|workers|storage|all] [--data penguins|synthetic|both]
+                                         [--rows 10000] [--trials 27] [--quick]
 
-The machine may be shared: read the ratios, measured in the same run, rather than the absolute times.
+The machine may be shared: read the ratios, measured in the same run, rather than the absolute times. Run each
+part under `flock -x /work/coord/machine.lock` (PROTOCOL.md); `--part grid --data synthetic` is the longest
+(about 5 minutes on a quiet 2-core machine).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from synthetic import synthetic_frame  # noqa: E402
 
 from mlops_nb.config import TuneParams  # noqa: E402
 from mlops_nb.data import read_source  # noqa: E402
-from mlops_nb.study import make_storage, run_batched  # noqa: E402
+from mlops_nb.parallel import run_batched  # noqa: E402
+from mlops_nb.study_storage import make_storage  # noqa: E402
 from mlops_nb.train import build_pipeline, cv_splitter, split_xy  # noqa: E402
 from mlops_nb.tune import make_objective, make_pruner, make_sampler, trials_frame  # noqa: E402
 from mlops_nb.validate import clean, infer_schema  # noqa: E402
@@ -46,9 +51,11 @@ FOLDS, SEED, METRIC = 5, 42, "accuracy"
 RATIO_GRID, RATIO_WORKERS, STORAGE_MS = 1 / 3, 1.7, 20.0
 
 
-def data_sets(rows: int, quick: bool) -> dict[str, tuple]:
-    sets = {"penguins": (clean(read_source("sample:penguins")[0], target="species"), "species")}
-    if not quick:
+def data_sets(rows: int, which: str) -> dict[str, tuple]:
+    sets = {}
+    if which in ("penguins", "both"):
+        sets["penguins"] = (clean(read_source("sample:penguins")[0], target="species"), "species")
+    if which in ("synthetic", "both"):
         sets[f"synthetic {rows:,} rows"] = (synthetic_frame(rows, seed=0), "label")
     prepared = {}
     for name, (frame, target) in sets.items():
@@ -57,8 +64,9 @@ def data_sets(rows: int, quick: bool) -> dict[str, tuple]:
     return prepared
 
 
-def grid_search(schema, X, y) -> tuple[float, float]:
-    """GridSearchCV(n_jobs=2): the best score, and the seconds to finish (its best is known only then)."""
+def grid_search(schema, X, y) -> tuple[float, float, float]:
+    """GridSearchCV(n_jobs=2): the best score, its standard error over the folds, and the seconds to finish (its
+    best is known only then)."""
     from sklearn.model_selection import GridSearchCV
 
     pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters={}, seed=SEED)
@@ -66,28 +74,32 @@ def grid_search(schema, X, y) -> tuple[float, float]:
     search = GridSearchCV(pipeline, grid, scoring=METRIC, cv=cv_splitter("classification", cv_folds=FOLDS, seed=SEED), n_jobs=2)
     started = time.perf_counter()
     search.fit(X, y)
-    return float(search.best_score_), time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    standard_error = float(search.cv_results_["std_test_score"][search.best_index_]) / FOLDS**0.5
+    return float(search.best_score_), standard_error, seconds
 
 
-def optuna_search(schema, X, y, *, workers: int, n_trials: int, target: float | None = None) -> dict:
-    """The stage's tuning path: TPE, median pruning, `workers` processes, the embedded journal."""
+def optuna_search(schema, X, y, *, workers: int, n_trials: int, targets: dict[str, float] | None = None) -> dict:
+    """The stage's tuning path: TPE, median pruning, `workers` processes, the embedded journal; with `targets`, the
+    seconds until a trial first scored at least each target."""
     objective = make_objective(X, y, schema=schema, model_name="random_forest", search_space=SPACE, cv_folds=FOLDS, seed=SEED, metric=METRIC)
     folder = Path(tempfile.mkdtemp())
     study = optuna.create_study(
         storage=make_storage(None, journal_path=folder / "study.journal"), direction="maximize",
         sampler=make_sampler("tpe", SPACE, seed=SEED), pruner=make_pruner("median", cv_folds=FOLDS),
     )
-    reached: list[float] = []
+    reached: dict[str, float] = {}
     started = time.perf_counter()
 
     def watch(study: optuna.Study, trial) -> None:
-        if target is not None and not reached and trial.value is not None and trial.value >= target - 1e-9:
-            reached.append(time.perf_counter() - started)
+        for name, target in (targets or {}).items():
+            if name not in reached and trial.value is not None and trial.value >= target - 1e-9:
+                reached[name] = time.perf_counter() - started
 
     run_batched(study, objective, n_trials=n_trials, workers=workers, batch_size=4, pruner="median",
                 show_progress_bar=False, callbacks=[watch])
-    return {"best": study.best_value, "seconds": time.perf_counter() - started, "reached": reached[0] if reached else None,
-            "trials": trials_frame(study)}
+    return {"best": study.best_value, "seconds": time.perf_counter() - started, "reached": reached,
+            "trials": trials_frame(study), "reused": sum("same_as" in trial.user_attrs for trial in study.get_trials(deepcopy=False))}
 
 
 class _Trivial:
@@ -105,54 +117,91 @@ class _Trivial:
         return float(point["n_estimators"]) / 200
 
 
-def storage_overhead(n_trials: int) -> tuple[float, float]:
-    """Milliseconds per trial through `run_batched` with the journal file and with memory."""
-    timings = []
-    for journal in (True, False):
-        folder = Path(tempfile.mkdtemp())
-        storage = make_storage(None, journal_path=folder / "study.journal") if journal else None
-        study = optuna.create_study(storage=storage, direction="maximize", sampler=make_sampler("tpe", SPACE, seed=0))
-        started = time.perf_counter()
-        run_batched(study, _Trivial(), n_trials=n_trials, workers=1, batch_size=4, pruner="none", show_progress_bar=False)
-        timings.append((time.perf_counter() - started) * 1000 / n_trials)
-    return timings[0], timings[1]
+def storage_overhead(n_trials: int, repeats: int = 3) -> tuple[float, float]:
+    """Milliseconds per trial through `run_batched` with the journal file and with memory (the best of `repeats`
+    alternating runs of each)."""
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeats):
+        for journal in (True, False):
+            folder = Path(tempfile.mkdtemp())
+            storage = make_storage(None, journal_path=folder / "study.journal") if journal else None
+            study = optuna.create_study(storage=storage, direction="maximize", sampler=make_sampler("tpe", SPACE, seed=0))
+            started = time.perf_counter()
+            run_batched(study, _Trivial(), n_trials=n_trials, workers=1, batch_size=4, pruner="none", show_progress_bar=False)
+            timings[journal].append((time.perf_counter() - started) * 1000 / n_trials)
+    return min(timings[True]), min(timings[False])
 
 
 def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def grid_part(name: str, schema, X, y, n_trials: int) -> tuple[dict, dict]:
+    grid_best, standard_error, grid_seconds = grid_search(schema, X, y)
+    two = optuna_search(schema, X, y, workers=2, n_trials=n_trials,
+                        targets={"best": grid_best, "within 1 SE": grid_best - standard_error})
+    reached = two["reached"].get("best")
+    ratio = None if reached is None else reached / grid_seconds
+    row = {
+        "data": name, "grid best": round(grid_best, 4), "grid 1 SE": round(standard_error, 4), "grid s": round(grid_seconds, 1),
+        "optuna best": round(two["best"], 4), "optuna s (all trials)": round(two["seconds"], 1),
+        "optuna s to grid best": _seconds(reached), "ratio (<= 0.33)": None if ratio is None else round(ratio, 2),
+        "grid target": verdict(ratio is not None and ratio <= RATIO_GRID),
+        "optuna s to within 1 SE": _seconds(two["reached"].get("within 1 SE")),
+    }
+    return row, two
+
+
+def workers_part(name: str, schema, X, y, n_trials: int, two: dict | None = None) -> dict:
+    two = two or optuna_search(schema, X, y, workers=2, n_trials=n_trials)
+    one = optuna_search(schema, X, y, workers=1, n_trials=n_trials)
+    speed_up = one["seconds"] / two["seconds"]
+    return {
+        "data": name, "1 worker s": round(one["seconds"], 1), "2 workers s": round(two["seconds"], 1),
+        "speed-up (>= 1.7)": round(speed_up, 2), "workers target": verdict(speed_up >= RATIO_WORKERS),
+        "same trials": one["trials"].equals(two["trials"]), "pruned": int((one["trials"].state == "pruned").sum()),
+        "points asked again (not re-run)": one["reused"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["grid", "workers", "storage", "all"], default="all", help="what to measure (default all)")
+    parser.add_argument("--data", choices=["penguins", "synthetic", "both"], default="both", help="data sets (default both)")
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the synthetic data set (default 10,000)")
     parser.add_argument("--trials", type=int, default=27, help="Optuna's trial budget (default 27, the grid's size)")
     parser.add_argument("--quick", action="store_true", help="penguins only")
     arguments = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rows = []
-    for name, (schema, X, y) in data_sets(arguments.rows, arguments.quick).items():
-        grid_best, grid_seconds = grid_search(schema, X, y)
-        two = optuna_search(schema, X, y, workers=2, n_trials=arguments.trials, target=grid_best)
-        one = optuna_search(schema, X, y, workers=1, n_trials=arguments.trials)
-        reached = two["reached"]
-        ratio = reached / grid_seconds if reached is not None else None
-        same = one["trials"].equals(two["trials"])
-        rows.append({
-            "data": name, "grid best": round(grid_best, 4), "grid s": round(grid_seconds, 1),
-            "optuna best": round(two["best"], 4), "optuna s to grid best": None if reached is None else round(reached, 1),
-            "ratio (<= 0.33)": None if ratio is None else round(ratio, 2), "grid target": verdict(ratio is not None and ratio <= RATIO_GRID),
-            "1 worker s": round(one["seconds"], 1), "2 workers s": round(two["seconds"], 1),
-            "speed-up (>= 1.7)": round(one["seconds"] / two["seconds"], 2),
-            "workers target": verdict(one["seconds"] / two["seconds"] >= RATIO_WORKERS), "same trials": same,
-        })
-        print(pd.DataFrame(rows[-1:]).T.to_string(header=False), flush=True)
-    journal_ms, memory_ms = storage_overhead(100)
-    print()
-    print(pd.DataFrame(rows).to_string(index=False))
-    overhead = journal_ms - memory_ms
-    print(f"\nstorage per trial (trivial objective, 100 trials): journal {journal_ms:.1f} ms, memory {memory_ms:.1f} ms, "
-          f"journal overhead {overhead:.1f} ms (<= {STORAGE_MS:.0f} ms of the whole path: journal {journal_ms:.1f} ms) "
-          f"{verdict(journal_ms <= STORAGE_MS)}")
+    with open("/proc/loadavg") as load:
+        print("load average before:", " ".join(load.read().split()[:3]), flush=True)
+    grid_rows, worker_rows = [], []
+    if arguments.part != "storage":
+        which = "penguins" if arguments.quick else arguments.data
+        for name, (schema, X, y) in data_sets(arguments.rows, which).items():
+            two = None
+            if arguments.part in ("grid", "all"):
+                row, two = grid_part(name, schema, X, y, arguments.trials)
+                grid_rows.append(row)
+                print(pd.DataFrame([row]).T.to_string(header=False), flush=True)
+            if arguments.part in ("workers", "all"):
+                worker_rows.append(workers_part(name, schema, X, y, arguments.trials, two))
+                print(pd.DataFrame(worker_rows[-1:]).T.to_string(header=False), flush=True)
+    for rows in (grid_rows, worker_rows):
+        if rows:
+            print()
+            print(pd.DataFrame(rows).to_string(index=False))
+    if arguments.part in ("storage", "all"):
+        journal_ms, memory_ms = storage_overhead(200)
+        overhead = journal_ms - memory_ms
+        print(f"\nstorage per trial (trivial objective, 200 trials, best of 3): journal file {journal_ms:.1f} ms, "
+              f"in memory {memory_ms:.1f} ms: journal overhead {overhead:.1f} ms (<= {STORAGE_MS:.0f}) {verdict(overhead <= STORAGE_MS)}")
+    with open("/proc/loadavg") as load:
+        print("load average after:", " ".join(load.read().split()[:3]))
     return 0
 
 

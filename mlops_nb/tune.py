@@ -1,6 +1,7 @@
 """The search itself: the search space from `params.yaml` turned into Optuna distributions, samplers (TPE, random,
 grid, CMA-ES) and pruners (median, Hyperband), the cross-validated objective, the subsample for large data,
-and the trial table, summary and plots of a study. How a study runs and where it is stored: `study`.
+and the trial table, summary and plots of a study. Where a study is stored: `study_storage`; how its
+trials run: `parallel`; the tuning step as one call: `study`.
 
 Docs: https://mlops-nb.github.io/mlops_nb/api/tune.html.md"""
 

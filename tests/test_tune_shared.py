@@ -21,7 +21,7 @@ N_TRIALS = 14
 def _study(url: str):
     import optuna
 
-    from mlops_nb.study import make_storage
+    from mlops_nb.study_storage import make_storage
 
     storage = make_storage(url, journal_path="", heartbeat=1)
     (summary,) = storage.get_all_studies()
