@@ -39,12 +39,17 @@ def _git(project: Path, *arguments: str) -> None:
     subprocess.run(["git", *arguments], cwd=project, env=command_env(), check=True, capture_output=True, text=True)
 
 
+def _generated(name: str) -> bool:
+    # By whole path components: `.gitignore` is a source even though `.git` is generated.
+    return any(name == folder or name.startswith(f"{folder}/") for folder in GENERATED)
+
+
 def source_files(root: Path = REPO_ROOT) -> list[str]:
     """The project's source files under `root`: tracked or untracked-but-not-ignored, without run outputs."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    return [name for name in listed if not name.startswith(GENERATED) and (root / name).is_file()]
+    return [name for name in listed if not _generated(name) and (root / name).is_file()]
 
 
 def make_project(destination: Path) -> Path:

@@ -276,12 +276,12 @@ class ProjectPaths(BaseModel):
     @property
     def confusion_plot(self) -> Path:
         """The confusion matrix as `dvc plots` data (classification)."""
-        return self._path("reports/plots/confusion.csv")
+        return self._path("reports/plots/confusion/confusion.csv")
 
     @property
     def roc_plot(self) -> Path:
         """The ROC curve's points (classification)."""
-        return self._path("reports/plots/roc.csv")
+        return self._path("reports/plots/roc/roc.csv")
 
     @property
     def residuals_plot(self) -> Path:

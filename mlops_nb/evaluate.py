@@ -9,6 +9,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/evaluate.html.md"""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,16 @@ from sklearn import metrics as skmetrics
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
+from .config import ProjectPaths
 from .files import atomic_path
 from .validate import Schema
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'compute_metrics', 'confusion_rows', 'roc_points', 'residual_rows', 'feature_importances',
-           'probability_residual_rows', 'plot_confusion_matrix', 'plot_roc', 'plot_residuals', 'plot_importances',
-           'save_figure', 'show_figure']
+__all__ = ['logger', 'KEEP_FILE', 'compute_metrics', 'clear_plots', 'confusion_rows', 'roc_points', 'residual_rows',
+           'feature_importances', 'probability_residual_rows', 'plot_confusion_matrix', 'plot_roc', 'plot_residuals',
+           'plot_importances', 'save_figure', 'show_figure']
 
 # %% ../nbs/api/40_evaluate.ipynb #e4c6631c
 def _probabilities(pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray | None:
@@ -58,6 +60,18 @@ def compute_metrics(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, schema
                 result["roc_auc"] = skmetrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=classes)
     result["test_rows"] = len(y)
     return {name: round(float(value), 6) if name != "test_rows" else int(value) for name, value in result.items()}
+
+# %% ../nbs/api/40_evaluate.ipynb #7b0e0002
+KEEP_FILE = ".keep"  # listed in .dvcignore
+
+
+def clear_plots(paths: ProjectPaths) -> None:
+    """Empty `reports/plots/` for a new run: its PNG folder, and the classification-only plot folders with a `.keep`."""
+    shutil.rmtree(paths.plots, ignore_errors=True)
+    paths.images.mkdir(parents=True)
+    for folder in (paths.confusion_plot.parent, paths.roc_plot.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / KEEP_FILE).write_bytes(b"")
 
 # %% ../nbs/api/40_evaluate.ipynb #ce318d31
 def confusion_rows(y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:

@@ -11,9 +11,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'sha256_file', 'dvc_md5', 'atomic_path', 'write_json', 'write_csv', 'write_parquet', 'read_parquet',
-           'run_git', 'git_output', 'run_dvc']
+__all__ = ['logger', 'PROGRESS_EVERY', 'sha256_file', 'dvc_md5', 'atomic_path', 'write_json', 'write_csv', 'write_parquet',
+           'read_parquet', 'run_git', 'git_output', 'run_dvc']
 
 # %% ../nbs/api/02_files.ipynb #19a8e1d8
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
@@ -114,13 +117,69 @@ def read_parquet(path: str | Path, *, columns: list[str] | None = None) -> pd.Da
     pa.default_memory_pool().release_unused()
     return frame
 
+# %% ../nbs/api/02_files.ipynb #7a0e0001
+PROGRESS_EVERY = 15.0  # seconds between "still running" records of a long command
+_STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+
+
+def _run_with_progress(
+    command: list[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float | None, label: str, every: float | None = None
+) -> subprocess.CompletedProcess:
+    """`subprocess.run(command, capture_output=True, text=True)`, logging each stage DVC starts and, every `every`
+    seconds, what is still running."""
+    every = every or PROGRESS_EVERY
+    environment = dict(os.environ if env is None else env)
+    environment["PYTHONUNBUFFERED"] = "1"  # DVC's "Running stage" lines as they happen, not when the pipe's buffer fills
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout: list[str] = []
+    stderr: list[str] = []
+    current = {"stage": ""}
+
+    def read_stdout() -> None:
+        for line in process.stdout:
+            stdout.append(line)
+            if found := _STAGE_LINE.match(line):
+                current["stage"] = found.group(1)
+                logger.info("%s: running stage '%s' (%.0f s elapsed)", label, current["stage"], time.monotonic() - started)
+
+    readers = [threading.Thread(target=read_stdout, daemon=True), threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)]
+    for reader in readers:
+        reader.start()
+    logger.info("%s: started", label)
+    while True:
+        try:
+            process.wait(timeout=every)
+            break
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - started
+            if timeout is not None and elapsed > timeout:
+                process.kill()
+                process.wait()
+                raise subprocess.TimeoutExpired(command, timeout) from None
+            running = f"stage '{current['stage']}'" if current["stage"] else "the command"
+            logger.info("%s: %s still running (%.0f s elapsed)", label, running, elapsed)
+    for reader in readers:
+        reader.join()
+    logger.info("%s: done in %.0f s", label, time.monotonic() - started)
+    return subprocess.CompletedProcess(command, process.returncode, "".join(stdout), "".join(stderr))
+
 # %% ../nbs/api/02_files.ipynb #e3b86146
 def _run(
-    command: list[str], *, cwd: Path, hint: str, env: Mapping[str, str] | None = None, timeout: float | None = None
+    command: list[str],
+    *,
+    cwd: Path,
+    hint: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    progress: str | None = None,
 ) -> subprocess.CompletedProcess:
     shown = " ".join(["dvc", *command[3:]] if command[1:3] == ["-m", "dvc"] else command)
     try:
-        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        if progress:
+            result = _run_with_progress(command, cwd=cwd, env=env, timeout=timeout, label=progress)
+        else:
+            result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as error:
         raise CommandError(f"`{shown}` could not run in {cwd}: {error}", hint=hint, command=shown) from None
     if result.returncode != 0:
@@ -161,10 +220,12 @@ def run_dvc(
     hint: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    progress: str | None = None,
 ) -> str:
     """Run `dvc ARGUMENTS` in `root` with this interpreter (`python -m dvc`) and return its standard output; a
     failure raises `CommandError`. `env` replaces the environment (default: this process's), always with this
-    interpreter's folder first on `PATH`."""
+    interpreter's folder first on `PATH`. With a `progress` label, each stage started and the time elapsed are
+    logged as it runs."""
     environment = dict(os.environ if env is None else env)
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
     environment.setdefault("DVC_NO_ANALYTICS", "1")
@@ -174,5 +235,6 @@ def run_dvc(
         hint=hint or "run `dvc doctor` in the project, and check its output above",
         env=environment,
         timeout=timeout,
+        progress=progress,
     )
     return result.stdout

@@ -93,6 +93,7 @@ def _run_pipeline(worktree: Path, version: ModelVersion) -> None:
         worktree,
         *arguments,
         env=environment,
+        progress=f"reproducing {version.tag}",
         hint=f"{version.tag} (commit {version.commit[:7]}) did not rerun: rerun with --keep to inspect the worktree, "
         "or run `dvc repro` after `git checkout` of that commit",
     )

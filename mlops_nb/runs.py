@@ -8,8 +8,10 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/runs.html.md"""
 # %% ../nbs/api/86_runs.ipynb #u0000004
 from __future__ import annotations
 
+import html
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,12 @@ logger = logging.getLogger(__name__)
 TEST_METRICS = "reports/metrics.json"
 CV_METRICS = "reports/cv_metrics.json"
 DATA = "data/raw/data.parquet"
+REPORTS = "reports/"  # each stage's executed notebook, reports/STAGE.ipynb, is a DVC output
 ALWAYS_SHOWN = ("data.source", "train.model")  # parameters shown even when every run has the same value
 
 # %% auto #0
-__all__ = ['logger', 'TEST_METRICS', 'CV_METRICS', 'DATA', 'ALWAYS_SHOWN', 'run_row', 'runs_from_exp_show', 'collect_runs',
-           'runs_page']
+__all__ = ['logger', 'TEST_METRICS', 'CV_METRICS', 'DATA', 'REPORTS', 'ALWAYS_SHOWN', 'run_row', 'runs_from_exp_show',
+           'collect_runs', 'dvc_cache_dir', 'cached_reports', 'runs_page']
 
 # %% ../nbs/api/86_runs.ipynb #u0000006
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -39,8 +42,19 @@ def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _report_hashes(outs: dict[str, Any]) -> dict[str, str]:
+    """Stage name -> md5 of its executed notebook (`reports/STAGE.ipynb`), from the `outs` of `dvc exp show --json`."""
+    return {
+        Path(path).stem: out["hash"]
+        for path, out in sorted(outs.items())
+        if path.startswith(REPORTS) and path.endswith(".ipynb") and "/" not in path[len(REPORTS):] and (out or {}).get("hash")
+    }
+
+
 def run_row(entry: dict[str, Any], *, kind: str, versions: dict[str, str] | None = None) -> dict[str, Any]:
-    """One row of the runs table from one entry of `dvc exp show --json` (a commit, the workspace, an experiment)."""
+    """One row of the runs table from one entry of `dvc exp show --json` (a commit, the workspace, an experiment):
+    what identifies the run, its test and CV metrics, its parameters, and in `reports` the md5 of each stage's
+    executed notebook (stage name -> md5)."""
     data = entry.get("data") or {}
     rev = str(entry.get("rev") or data.get("rev") or "")
     metrics = data.get("metrics") or {}
@@ -59,12 +73,13 @@ def run_row(entry: dict[str, Any], *, kind: str, versions: dict[str, str] | None
     row.update({f"test {name}": value for name, value in test.items() if name != "test_rows"})
     row.update({name if name.startswith("cv") else f"cv {name}": value for name, value in cv.items()})
     row.update({f"param {name}": value for name, value in params.items()})
+    row["reports"] = _report_hashes(data.get("outs") or {})
     return row
 
 # %% ../nbs/api/86_runs.ipynb #u0000008
 def runs_from_exp_show(shown: list[dict[str, Any]], *, versions: dict[str, str] | None = None) -> pd.DataFrame:
     """The runs table from the parsed output of `dvc exp show --json`: commits and their experiments, the parameters
-    reduced to those that differ between runs (and `ALWAYS_SHOWN`)."""
+    reduced to those that differ between runs (and `ALWAYS_SHOWN`), the reports last."""
     rows = []
     for commit in shown:
         rows.append(run_row(commit, kind="workspace" if commit.get("rev") == "workspace" else "commit", versions=versions))
@@ -79,12 +94,14 @@ def runs_from_exp_show(shown: list[dict[str, Any]], *, versions: dict[str, str] 
         column for column in params
         if column.removeprefix("param ") in ALWAYS_SHOWN or table[column].astype(str).nunique(dropna=False) > 1
     ]
-    return table.drop(columns=sorted(set(params) - set(varying)))
+    table = table.drop(columns=sorted(set(params) - set(varying)))
+    return table[[column for column in table.columns if column != "reports"] + ["reports"]]
 
 # %% ../nbs/api/86_runs.ipynb #u0000011
 def collect_runs(root: str | Path, *, max_commits: int = 20) -> pd.DataFrame:
     """The runs table of the project at `root` (see `runs_from_exp_show`)."""
     root = Path(root)
+    logger.info("collecting the runs: `dvc exp show` over the last %d commits", max_commits)
     try:
         shown = json.loads(run_dvc(root, "exp", "show", "--json", "-n", str(max_commits)) or "[]")
     except CommandError as error:
@@ -99,25 +116,62 @@ def collect_runs(root: str | Path, *, max_commits: int = 20) -> pd.DataFrame:
         versions = {}
     return runs_from_exp_show(shown, versions=versions)
 
+# %% ../nbs/api/86_runs.ipynb #u0000021
+def dvc_cache_dir(root: str | Path) -> Path:
+    """The project's local DVC cache folder (`dvc cache dir`; `.dvc/cache` when DVC cannot say)."""
+    try:
+        return Path(run_dvc(root, "cache", "dir").strip())
+    except CommandError as error:
+        logger.info("`dvc cache dir` failed (%s); assuming .dvc/cache", error)
+        return Path(root) / ".dvc" / "cache"
+
+
+def cached_reports(table: pd.DataFrame, *, cache_dir: str | Path) -> dict[str, Path]:
+    """md5 -> file in the DVC cache of each executed notebook the runs of `table` recorded that the cache holds."""
+    found: dict[str, Path] = {}
+    for reports in table["reports"] if "reports" in table else []:
+        for md5 in (reports or {}).values():
+            path = Path(cache_dir) / "files" / "md5" / md5[:2] / md5[2:]
+            if path.is_file():
+                found[md5] = path
+    return found
+
 # %% ../nbs/api/86_runs.ipynb #u0000013
-def runs_page(table: pd.DataFrame, *, report_links: dict[str, str] | None = None) -> str:
-    """The Markdown of the Runs page: `table` as HTML and the links to the reports (stage name -> page)."""
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return html.escape(str(round(value, 4) if isinstance(value, float) else value))
+
+
+def _report_cell(reports: dict[str, str], report_link: Callable[[str, str], str | None]) -> str:
+    links = [
+        f'<a href="{html.escape(link)}">{html.escape(stage)}</a>' if (link := report_link(stage, md5)) else
+        f'<span title="not in the local DVC cache: dvc pull">{html.escape(stage)}</span>'
+        for stage, md5 in (reports or {}).items()
+    ]
+    return " ".join(links)
+
+
+def runs_page(table: pd.DataFrame, *, report_link: Callable[[str, str], str | None] | None = None) -> str:
+    """The Markdown of the All runs page: `table` as an HTML table, each run's reports linked through `report_link`."""
     text = (
-        "# Runs\n\nEvery committed run and experiment (`dvc exp show`), newest first: the test metrics, the "
-        "cross-validation metrics, the parameters that differ between runs, the data's hash (`data/raw/data.parquet`) "
-        "and the registered version.\n\n"
+        "# All runs\n\nEvery committed run and experiment (`dvc exp show`), the workspace first, then each commit followed "
+        "by its experiments: the test metrics, the cross-validation metrics, the parameters that differ between runs, "
+        "the data's hash (`data/raw/data.parquet`), the registered version, and each stage's report.\n\n"
     )
     if table.empty:
         return text + "No runs yet: `make run` or `dvc exp run`.\n"
-    shown = table.copy()
-    for column in shown.columns:
-        if pd.api.types.is_float_dtype(shown[column]):
-            shown[column] = shown[column].round(4)
-    text += "```{raw} html\n" + shown.to_html(index=False, na_rep="", border=0, classes="table") + "\n```\n\n"
-    if report_links:
-        links = ", ".join(f"[{name}]({target})" for name, target in report_links.items())
-        text += f"## Reports\n\nThe latest run's reports (the workspace): {links}.\n\n"
+    columns = [column for column in table.columns if column != "reports"] + (["reports"] if "reports" in table else [])
+    link = report_link or (lambda stage, md5: None)
+    header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = "\n".join(
+        "<tr>" + "".join(
+            f"<td>{_report_cell(row[column], link) if column == 'reports' else _cell(row[column])}</td>" for column in columns
+        ) + "</tr>"
+        for _, row in table.iterrows()
+    )
+    text += f'```{{raw}} html\n<table class="table runs-table">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n```\n\n'
     return text + (
-        "Another run's reports are DVC outputs of its commit or experiment: `git checkout COMMIT && dvc checkout`, "
-        "or `dvc exp apply NAME`, puts them back in `reports/`.\n"
+        "A stage shown without a link ran where this site was not built and its report is not in the local DVC cache: "
+        "`dvc pull` (or `git checkout COMMIT && dvc checkout`, `dvc exp apply NAME`) brings it back.\n"
     )

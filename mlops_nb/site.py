@@ -27,26 +27,29 @@ from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 
 from .config import read_stages
 from .errors import CommandError, DocsError
-from .files import run_dvc
+from .files import dvc_md5, run_dvc
 from .myst import heading_slugs, rewrite_links, source_text, split_title_cell, to_myst
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SECTIONS', 'page_name', 'Page', 'collect_pages', 'LinkRewriter', 'runs_index', 'process_notebook',
-           'reports_stale', 'ensure_reports', 'docs_settings', 'site_folder', 'build_site', 'serve']
+__all__ = ['logger', 'SECTIONS', 'page_name', 'Page', 'collect_pages', 'LinkRewriter', 'runs_index', 'runs_history',
+           'process_notebook', 'reports_stale', 'ensure_reports', 'docs_settings', 'site_folder', 'build_site', 'serve']
 
 # %% ../nbs/api/86_site.ipynb #87509bae
 _NUMBER_PREFIX = re.compile(r"^\d+[a-zA-Z0-9]*_")
 
 
-SECTIONS = {"api": "API reference", "tutorials": "Tutorials", "runs": "Latest run"}
+SECTIONS = {"api": "API reference", "tutorials": "Tutorials", "runs": "Runs"}
 
 
 def page_name(notebook: str | Path) -> str:
@@ -146,12 +149,32 @@ def _monitoring_summary(path: Path) -> str:
 
 def runs_index(root: Path, stage_pages: Sequence[Page]) -> str:
     """The Markdown of the "Latest run" page: the run's metrics tables and a link to each stage's executed notebook."""
-    text = "# Metrics\n\nWhat the last `dvc repro` measured. Each stage's executed notebook (its report in `reports/`) follows in the navigation.\n"
+    text = "# Latest run\n\nWhat the last `dvc repro` measured. Each stage's executed notebook (its report in `reports/`) follows in the navigation.\n"
     text += _metrics_table(root / "reports" / "metrics.json", "Test set")
     text += _metrics_table(root / "reports" / "cv_metrics.json", "Cross-validation")
     text += _monitoring_summary(root / "reports" / "drift.json")
     links = "\n".join(f"- [{page.source.stem}]({page_name(page.source)}.ipynb): `{page.source.relative_to(root)}`" for page in stage_pages)
     return text + f"\n## Stage reports\n\n{links}\n"
+
+# %% ../nbs/api/86_site.ipynb #5a1c0e02
+def runs_history(table: pd.DataFrame, stage_pages: Sequence[Page], *, cache_dir: Path) -> tuple[str, list[Page]]:
+    """The Markdown of the "All runs" page for the runs `table` (`mlops_nb.runs.collect_runs`), and a page for each
+    report of an older run that it links to, read from the DVC cache at `cache_dir`."""
+    from mlops_nb.runs import cached_reports, runs_page
+
+    current = {page.source.stem: dvc_md5(page.source) for page in stage_pages}
+    stage_of = {md5: stage for reports in (table["reports"] if "reports" in table else []) for stage, md5 in reports.items()}
+    older = {md5: path for md5, path in cached_reports(table, cache_dir=cache_dir).items() if md5 not in current.values()}
+    pages = [
+        Page(path, f"runs/reports/{page_name(stage_of[md5])}-{md5[:10]}", "history", execute=False) for md5, path in sorted(older.items())
+    ]
+
+    def report_link(stage: str, md5: str) -> str | None:
+        if current.get(stage) == md5:
+            return f"{page_name(stage)}.html"
+        return f"reports/{page_name(stage)}-{md5[:10]}.html" if md5 in older else None
+
+    return runs_page(table, report_link=report_link), pages
 
 # %% ../nbs/api/86_site.ipynb #362a9da7
 _PLAIN_SHOW_DOC = """
@@ -333,7 +356,7 @@ def ensure_reports(root: Path, *, policy: str = "auto") -> bool:
     if not (missing or (policy == "auto" and reports_stale(root))):
         return False
     logger.info("running the pipeline (dvc repro) so the Latest run pages are current")
-    run_dvc(root, "repro", hint="run `make run` to see the failing stage, fix it, then build the docs again")
+    run_dvc(root, "repro", progress="docs: dvc repro", hint="run `make run` to see the failing stage, fix it, then build the docs again")
     return True
 
 # %% ../nbs/api/86_site.ipynb #bb9e8543
@@ -393,6 +416,15 @@ def _sphinx(root: Path, site: Path, html: Path, doctrees: Path, *, strict: bool)
         )
 
 
+def _history(root: Path, runs: Sequence[Page]) -> tuple[str, list[Page]]:
+    from mlops_nb.runs import collect_runs, dvc_cache_dir
+
+    if not runs:
+        return "", []
+    table = collect_runs(root)
+    return runs_history(table, runs, cache_dir=dvc_cache_dir(root) if not table.empty else root / ".dvc" / "cache")
+
+
 def build_site(
     root: str | Path | None = None,
     *,
@@ -413,13 +445,15 @@ def build_site(
     ensure_reports(root, policy=pipeline)
     proc, site = root / "_proc", root / "_proc" / "site"
     pages = collect_pages(root, nbs_path=settings["nbs_path"])
+    runs = [page for page in pages if page.section == "runs"]
+    history_text, history = _history(root, runs)
+    pages += history
     processed = _process_pages(
         pages, root=root, cache=proc / "cache", library=settings["lib_path"], skip_flags=settings["skip_flags"], strict=strict, workers=workers
     )
     converted = {page.docname: to_myst(json.loads(processed[page.docname].read_text())) for page in pages}
 
-    runs = [page for page in pages if page.section == "runs"]
-    suffixes = {name: ".ipynb" for name in converted} | ({"runs/index": ".md"} if runs else {})
+    suffixes = {name: ".ipynb" for name in converted} | ({"runs/index": ".md", "runs/history": ".md"} if runs else {})
     slugs = {name: set().union(*(heading_slugs(cell.source) for cell in nb.cells if cell.cell_type == "markdown")) for name, nb in converted.items()}
     rewriter = LinkRewriter(pages, slugs, doc_url=settings["doc_url"], suffixes=suffixes)
     for page in pages:
@@ -433,7 +467,10 @@ def build_site(
     ]
     if runs:
         _write_if_changed(site / "runs" / "index.md", runs_index(root, runs))
-        navigation.append(_toctree(SECTIONS["runs"], ["runs/index", *(page.docname for page in runs)]))
+        _write_if_changed(site / "runs" / "history.md", history_text)
+        navigation.append(_toctree(SECTIONS["runs"], ["runs/index", "runs/history", *(page.docname for page in runs)]))
+    for page in history:  # reached from the All runs table, not from the navigation
+        converted[page.docname].metadata["orphan"] = True
     converted["index"].cells.append(nbformat.v4.new_markdown_cell("\n".join(item for item in navigation if "\n\n\n" not in item)))
     converted["index"].cells[-1].id = "site-navigation"
     for name, notebook in converted.items():

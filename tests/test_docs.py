@@ -6,6 +6,7 @@ import html
 import importlib
 import inspect
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,19 +25,41 @@ TUTORIALS = sorted((REPO_ROOT / "nbs" / "tutorials").glob("*.ipynb"))
 STALE_PAGES = ["api/removed_notebook.html", "_sources/api/removed_notebook.ipynb.txt"]
 
 
+# Experiments are git refs, shared by every worktree of the repository: a name of this session's own.
+EXPERIMENT = f"docs-site-test-{os.getpid()}"
+EXPERIMENT_PARAM = "evaluate.importance_repeats=2"  # reruns the evaluate stage only
+
+
+def _dvc(*arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *arguments], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
+    assert result.returncode == 0 or not check, f"dvc {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
 @pytest.fixture(scope="session")
 def site() -> Path:
-    """The site as `make docs` builds it (warnings are errors); the pipeline runs first only when reports/ is missing."""
+    """The site as `make docs` builds it (warnings are errors); the pipeline runs first only when reports/ is missing.
+    Beside the workspace's run, one experiment (`dvc exp run --temp`: the workspace is left as it is) whose evaluate
+    report differs, so the All runs page has an experiment and an older report to link to; removed afterwards."""
+    mlops_nb = str(Path(sys.executable).parent / "mlops-nb")
+    build = [mlops_nb, "docs", "build", "--pipeline", "missing"]
     # What an earlier build left of a notebook removed since: Sphinx's incremental output keeps its page.
     for name in STALE_PAGES:
         (REPO_ROOT / "_proc" / "html" / name).parent.mkdir(parents=True, exist_ok=True)
         (REPO_ROOT / "_proc" / "html" / name).write_text("<html>a removed notebook</html>")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "mlops-nb"), "docs", "build", "--pipeline", "missing"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
-    )
-    assert result.returncode == 0, f"docs build failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    return SITE
+    if not (REPO_ROOT / "reports" / "evaluate.ipynb").exists():
+        _dvc("repro")
+    _dvc("exp", "remove", EXPERIMENT, check=False)
+    _dvc("exp", "run", "--temp", "-n", EXPERIMENT, "-S", EXPERIMENT_PARAM)
+    try:
+        result = subprocess.run(build, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, f"docs build failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        yield SITE
+    finally:
+        _dvc("exp", "remove", EXPERIMENT, check=False)
 
 
 def page_text(path: Path) -> str:
@@ -51,7 +74,7 @@ def all_pages(site: Path) -> list[Path]:
 
 
 def test_every_notebook_has_a_page(site: Path):
-    expected = ["index.html", "runs/index.html"]
+    expected = ["index.html", "runs/index.html", "runs/history.html"]
     expected += [f"api/{page_name(notebook)}.html" for notebook in API_NOTEBOOKS]
     expected += [f"tutorials/{page_name(notebook)}.html" for notebook in TUTORIALS]
     expected += [f"runs/{notebook.stem}.html" for notebook in (REPO_ROOT / "reports").glob("*.ipynb")]
@@ -131,6 +154,43 @@ def test_latest_run_pages_show_the_current_metrics(site: Path):
         assert "<img" in evaluate.read_text()  # the plots of the run
 
 
+def _runs_table(page: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The header and the rows (run name -> column -> cell's HTML) of the All runs table."""
+    document = page.read_text()
+    table = document[document.find("<table"):document.find("</table>")]
+    header = [html.unescape(name) for name in re.findall(r"<th>(.*?)</th>", table)]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+        rows[html.unescape(cells[0])] = dict(zip(header, cells, strict=True))
+    return header, rows
+
+
+def test_all_runs_page_lists_every_run_with_links_to_its_reports(site: Path):
+    page = site / "runs" / "history.html"
+    header, rows = _runs_table(page)
+    assert {"workspace", EXPERIMENT} <= set(rows) and any(row["kind"] == "commit" for row in rows.values()), sorted(rows)
+    metrics = json.loads((REPO_ROOT / "reports" / "metrics.json").read_text())
+    assert rows["workspace"]["test accuracy"] == str(round(metrics["accuracy"], 4))  # the test metrics ...
+    assert [name for name in header if name.startswith("cv")], header  # ... then the cross-validation ones
+    assert rows[EXPERIMENT]["param evaluate.importance_repeats"] == "2" and rows[EXPERIMENT]["kind"] == "experiment"
+    assert rows["workspace"]["data"] and rows["workspace"]["data"] == rows[EXPERIMENT]["data"]  # the data's hash
+    links = {
+        name: {stage: target for target, stage in re.findall(r'<a href="([^"]+)">([^<]+)</a>', row["reports"])}
+        for name, row in rows.items()
+    }
+    stages = [notebook.stem for notebook in (REPO_ROOT / "reports").glob("*.ipynb") if notebook.stem != "monitor"]
+    assert sorted(links["workspace"]) == sorted(stages), links["workspace"]
+    assert all(target == f"{stage}.html" for stage, target in links["workspace"].items())
+    # The experiment reran evaluate only: its other reports are the workspace's pages, its evaluate report its own.
+    assert links[EXPERIMENT]["train"] == "train.html"
+    assert re.fullmatch(r"reports/evaluate-[0-9a-f]{10}\.html", links[EXPERIMENT]["evaluate"]), links[EXPERIMENT]
+    for run_links in links.values():
+        for target in run_links.values():
+            assert (page.parent / target).is_file(), target
+    assert "Test-set metrics" in page_text(page.parent / links[EXPERIMENT]["evaluate"])  # the experiment's own report
+
+
 def test_site_works_offline(site: Path):
     remote = {}
     for path in all_pages(site):
@@ -160,6 +220,8 @@ def test_pages_render_in_a_real_browser(site: Path):
         # Sphinx's search runs in the page's JavaScript: the result list links to the API page.
         search = _chromium("--dump-dom", (site / "search.html").as_uri() + "?q=read_source", profile=Path(profile))
         assert re.search(r'<a [^>]*href="[^"]*api/data\.html[^"]*"', search.stdout), search.stdout[-2000:]
+        runs = _chromium("--dump-dom", (site / "runs" / "history.html").as_uri(), profile=Path(profile))
+        assert "<title>All runs" in runs.stdout and f">{EXPERIMENT}<" in runs.stdout and "runs-table" in runs.stdout
         for name, page in (("home", "index.html"), ("api", "api/data.html")):
             shot = site / f"screenshot-{name}.png"
             shot.unlink(missing_ok=True)

@@ -18,7 +18,6 @@ from conftest import run, set_params
 
 pytestmark = pytest.mark.slow
 STAGES = ["ingest", "prepare", "tune", "train", "evaluate"]
-JOURNAL = "reports/tune/study.journal"
 # One change read by each stage, kept light (every stage runs twice: in the kernel, then by dvc repro).
 CHANGES = {
     "data.source": "data/external/penguins.csv",
@@ -111,8 +110,7 @@ def test_notebooks_in_jupyter_read_params_yaml_and_say_so(jupyter_run: dict) -> 
 def test_notebooks_in_jupyter_write_what_mlops_nb_stage_writes(jupyter_run: dict) -> None:
     assert all(f"Running stage '{name}'" in jupyter_run["repro"].stdout for name in STAGES), jupyter_run["repro"].stdout
     in_jupyter, by_stage = jupyter_run["in_jupyter"], jupyter_run["by_stage"]
-    # The Optuna journal records trial times (its determinism is issue 12's); every other output is compared.
-    different = sorted(name for name in by_stage if in_jupyter.get(name) != by_stage[name] and name != JOURNAL)
+    different = sorted(name for name in by_stage if in_jupyter.get(name) != by_stage[name])
     assert not different, f"a notebook run in Jupyter and `mlops-nb stage` wrote different bytes: {different}"
     assert sorted(in_jupyter) == sorted(by_stage)
 

@@ -13,7 +13,6 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
 
 from mlops_nb.stage import stage_parameters
 
@@ -50,21 +49,6 @@ def test_repro_again_runs_nothing(pipeline_project: Path) -> None:
     assert "Data and pipelines are up to date" in result.stdout
 
 
-def test_identical_inputs_give_identical_reports(fresh_run: Path) -> None:
-    outputs = [f"reports/{stage}.ipynb" for stage in STAGES] + ["models/model.skops"]
-    before = {name: (fresh_run / name).read_bytes() for name in outputs}
-    card_before = json.loads((fresh_run / "models" / "card.json").read_text())
-    result = run(["dvc", "repro", "--force"], fresh_run)
-    assert ran_stages(result.stdout) == STAGES
-    for name in outputs:
-        assert (fresh_run / name).read_bytes() == before[name], f"{name} changed"
-    # The card holds no clock time; only the md5 of the lineage record (which holds when it was read) may change.
-    card_after = json.loads((fresh_run / "models" / "card.json").read_text())
-    for card in (card_before, card_after):
-        card["dependencies"].pop("data/raw/lineage.json")
-    assert card_after == card_before
-
-
 def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:
     result = run(["dvc", "exp", "run", "-S", "train.hyperparameters.random_forest.n_estimators=300"], fresh_run)
     assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
@@ -82,6 +66,8 @@ def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> Non
     run(["dvc", "config", "--local", "plots.html_template", str(template)], fresh_run)
     shown = run(["dvc", "plots", "show", "-o", "plots_html"], fresh_run)
     assert "failed to load" not in shown.stdout + shown.stderr, shown.stdout + shown.stderr
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], fresh_run).stdout)
+    assert "errors" not in plots and {"reports/plots/confusion/confusion.csv", "reports/plots/roc/roc.csv", "Residuals"} <= set(plots["data"])
     page = (fresh_run / "plots_html" / "index.html").read_text()
     assert "Confusion matrix" in page and "Feature importance" in page and "Residuals" in page
     assert "cdn.jsdelivr" not in page and "vega-embed 6.18.2" in page
@@ -118,6 +104,17 @@ def test_regression_data_set(fresh_project: Path) -> None:
     assert metrics["r2"] > 0.2
     assert json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())["task"] == "regression"
     assert (fresh_project / "reports" / "plots" / "residuals.csv").is_file()
+    # Only the plots a regression has are declared (the classification-only folders stay empty): `dvc plots show`
+    # loads every one, and so does `dvc plots diff` at the committed run, where git keeps those folders by their .keep.
+    assert not any((fresh_project / "reports" / "plots" / "confusion").glob("*.csv"))
+    run(["git", "add", "-A"], fresh_project)
+    run(["git", "commit", "-qm", "regression run"], fresh_project)
+    for command in (["dvc", "plots", "show", "--json"], ["dvc", "plots", "diff", "HEAD", "--json"]):
+        result = run(command, fresh_project)
+        plots = json.loads(result.stdout)
+        assert "errors" not in plots and "failed to load" not in result.stderr, (command, result.stdout[-2000:], result.stderr)
+        assert "Residuals" in plots["data"] and "Feature importance" in plots["data"], sorted(plots["data"])
+        assert not [name for name in plots["data"] if "confusion" in name or "roc" in name], sorted(plots["data"])
 
 
 def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
@@ -154,17 +151,6 @@ def test_sqlite_source(fresh_project: Path) -> None:
     lineage = json.loads((fresh_project / "data" / "raw" / "lineage.json").read_text())
     assert lineage["kind"] == "sql" and lineage["rows"] == 234
     assert len(pd.read_parquet(fresh_project / "data" / "prepared" / "train.parquet")) > 150
-
-
-def test_pipeline_notebooks_run_top_to_bottom_in_a_kernel(fresh_run: Path) -> None:
-    """As in JupyterLab: a real kernel, the notebook's folder as working directory, the notebook's own defaults."""
-    folder = fresh_run / "nbs" / "pipelines"
-    for stage in STAGES:
-        notebook = nbformat.read(folder / f"{stage}.ipynb", as_version=4)
-        NotebookClient(notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(folder)}}).execute()
-        errors = [output for cell in notebook.cells for output in cell.get("outputs", []) if output.output_type == "error"]
-        assert not errors, (stage, errors)
-    assert json.loads((fresh_run / "reports" / "metrics.json").read_text())["accuracy"] > 0.9
 
 
 def test_stage_with_a_jupyter_kernel_engine(fresh_run: Path) -> None:

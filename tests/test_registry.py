@@ -104,6 +104,9 @@ def test_register_promote_get_reproduce(project: Path, tmp_path: Path):
     reproduced = models(project, "reproduce", "v1.0.0", check=False)
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     assert "reproduced: identical" in reproduced.stdout
+    # Progress on stderr as the pipeline reruns (each stage, the time elapsed); stdout holds the summary alone.
+    assert "running stage 'train'" in reproduced.stderr and "s elapsed)" in reproduced.stderr, reproduced.stderr
+    assert "running stage" not in reproduced.stdout and reproduced.stdout.startswith("model@v1.0.0 (commit ")
     assert f"{v1_metrics['test_rows']} of {v1_metrics['test_rows']} identical" in reproduced.stdout
     assert len(run(["git", "worktree", "list"], project).stdout.strip().splitlines()) == 1  # the temporary one is gone
 
