@@ -79,7 +79,7 @@ def run_row(entry: dict[str, Any], *, kind: str, versions: dict[str, str] | None
 # %% ../nbs/api/86_runs.ipynb #u0000008
 def runs_from_exp_show(shown: list[dict[str, Any]], *, versions: dict[str, str] | None = None) -> pd.DataFrame:
     """The runs table from the parsed output of `dvc exp show --json`: commits and their experiments, the parameters
-    reduced to those that differ between runs (and `ALWAYS_SHOWN`), the reports last."""
+    reduced to those with two values at least among the runs (and `ALWAYS_SHOWN`), the reports last."""
     rows = []
     for commit in shown:
         rows.append(run_row(commit, kind="workspace" if commit.get("rev") == "workspace" else "commit", versions=versions))
@@ -92,7 +92,8 @@ def runs_from_exp_show(shown: list[dict[str, Any]], *, versions: dict[str, str] 
     params = [column for column in table.columns if column.startswith("param ")]
     varying = [
         column for column in params
-        if column.removeprefix("param ") in ALWAYS_SHOWN or table[column].astype(str).nunique(dropna=False) > 1
+        # Two values at least: a key that only some runs have (params.yaml's layout changed) is not a difference.
+        if column.removeprefix("param ") in ALWAYS_SHOWN or table[column].dropna().astype(str).nunique() > 1
     ]
     table = table.drop(columns=sorted(set(params) - set(varying)))
     return table[[column for column in table.columns if column != "reports"] + ["reports"]]

@@ -18,6 +18,8 @@ import pytest
 
 from mlops_nb.site import page_name
 
+from conftest import command_env
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SITE = REPO_ROOT / "_docs"
 API_NOTEBOOKS = sorted((REPO_ROOT / "nbs" / "api").glob("*.ipynb"))
@@ -33,7 +35,7 @@ EXPERIMENT_PARAM = "evaluate.importance_repeats=2"  # reruns the evaluate stage 
 def _dvc(*arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dvc"), *arguments], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
-        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+        env=command_env(),
     )
     assert result.returncode == 0 or not check, f"dvc {' '.join(arguments)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
