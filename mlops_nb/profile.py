@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .card import FileRecord, ModelCard
+from .config import project_paths
 from .errors import MonitorError
-from .files import write_json
+from .files import sha256_file, write_json
 from .validate import Schema
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 # %% auto #0
 __all__ = ['logger', 'PROFILE_FORMAT', 'CDF_POINTS', 'PSI_BINS', 'DISCRETE_MAX_VALUES', 'MAX_CATEGORIES', 'QUANTILES',
-           'numeric_summary', 'categorical_summary', 'build_profile', 'save_profile', 'load_profile']
+           'numeric_summary', 'categorical_summary', 'build_profile', 'save_profile', 'load_profile', 'workspace_card']
 
 # %% ../nbs/api/45_profile.ipynb #7af0b285
 def _number(value: float) -> float | None:
@@ -188,3 +190,22 @@ def load_profile(path: str | Path, *, what: str | None = None) -> dict[str, Any]
             hint="rerun `dvc repro` with this version of mlops_nb",
         )
     return profile
+
+# %% ../nbs/api/45_profile.ipynb #59719485
+def workspace_card(root: str | Path | None = None) -> ModelCard:
+    """The workspace's `ModelCard` (`models/card.json`) with `profile` naming `models/profile.json` and its sha256
+    when that profile belongs to the card's model."""
+    paths = project_paths(root)
+    card = ModelCard.load(paths.card)
+    if not paths.profile.is_file():
+        return card
+    try:
+        bound_to = json.loads(paths.profile.read_text(encoding="utf-8")).get("model_sha256")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        bound_to = None
+    if bound_to != card.artifact.sha256:
+        logger.warning("%s was not written for the model of %s (rerun `dvc repro`): the card names no profile",
+                       paths.profile.relative_to(paths.root), paths.card.relative_to(paths.root))
+        return card
+    record = FileRecord(path=paths.profile.relative_to(paths.root).as_posix(), sha256=sha256_file(paths.profile))
+    return card.model_copy(update={"profile": record})

@@ -250,7 +250,7 @@ def retrain(
     changes
         Other `params.yaml` keys to set on the branch, `{"train.n_estimators": 300}`.
     """
-    from mlops_nb.monitor import load_reference
+    from mlops_nb.monitor_inputs import load_reference
     from mlops_nb.registry import check_stage_name, promote, register
 
     paths = project_paths(root)

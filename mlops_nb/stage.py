@@ -169,7 +169,8 @@ def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, 
     """The typed sections a pipeline notebook of `stage` runs with, given the values its `parameters` cell left.
 
     papermill's injected values win; without them (JupyterLab), the current `params.yaml` is checked whole and the
-    stage's `dvc.yaml` params are read from it, as `mlops-nb stage` would inject them. Logs where they came from.
+    stage's `dvc.yaml` params are read from it, as `mlops-nb stage` would inject them (for a notebook that is not a
+    DVC stage, such as `monitor`, the sections named in `cell_values`). Logs where they came from.
     """
     if injected_by_papermill():
         logger.info("stage %s: parameters injected by papermill", stage)
@@ -177,7 +178,12 @@ def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, 
     else:
         root = project_paths().root
         check_params(root)
-        values = stage_parameters(stage, root=root)
+        command = f"mlops-nb stage {stage}"
+        if stage in read_stages(root):
+            values = stage_parameters(stage, root=root)
+        else:  # a notebook that is not a DVC stage (monitor.ipynb, run by `mlops-nb monitor`): its whole sections
+            params = read_yaml(root / PARAMS_FILE) or {}
+            values, command = {section: params.get(section) or {} for section in cell_values}, f"mlops-nb {stage}"
         cell = flatten_parameters(cell_values)
         changed = [
             f"{key} = {value!r} (cell: {cell[key]!r})"
@@ -185,9 +191,9 @@ def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, 
             if key in cell and cell[key] != value
         ]
         logger.info(
-            "stage %s: parameters read from %s, as `mlops-nb stage %s` would inject them (this run has no papermill "
+            "stage %s: parameters read from %s, as `%s` would inject them (this run has no papermill "
             "injection, so they override the parameters cell); values that differ from the cell: %s",
-            stage, root / PARAMS_FILE, stage, hide_passwords("; ".join(changed)) or "none",
+            stage, root / PARAMS_FILE, command, hide_passwords("; ".join(changed)) or "none",
         )
     return {section: parse_section(section, values.get(section)) for section in cell_values}
 

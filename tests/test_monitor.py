@@ -4,6 +4,7 @@ the library), and `mlops-nb monitor` end to end (exit codes, determinism, bad in
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +252,7 @@ def test_monitor_bad_inputs_exit_1_with_one_line_and_keep_the_last_report(fresh_
 
 
 @pytest.mark.slow
-def test_monitor_unseen_target_classes_and_a_truncated_prediction_log(fresh_run: Path, batches: Path) -> None:
+def test_monitor_reports_unseen_target_classes(fresh_run: Path, batches: Path) -> None:
     same = pd.read_csv(batches / "same.csv")
     same.loc[: len(same) // 2, "species"] = "Unicorn"
     same.to_csv(batches / "unicorns.csv", index=False)
@@ -260,59 +261,97 @@ def test_monitor_unseen_target_classes_and_a_truncated_prediction_log(fresh_run:
     result = json.loads((fresh_run / "reports" / "drift.json").read_text())
     assert result["performance"]["unseen_classes"] == {"Unicorn": len(same) // 2 + 1}
 
-    log = fresh_run / "logs" / "predictions"
-    log.mkdir(parents=True)
-    features = [column for column in same.columns if column != "species"]
-    lines = [
-        json.dumps({"time": f"2026-11-25T10:{index % 60:02d}:00+00:00", "request_id": str(index), "model_version": "v1.0.0",
-                    "inputs": {name: (None if pd.isna(row[name]) else row[name]) for name in features},
-                    "output": {"predict": "Adelie", "predict_proba": [1.0, 0.0, 0.0]}})
-        for index, row in pd.read_csv(batches / "same.csv").iterrows()
-    ]
-    (log / "predictions-0001.jsonl").write_text("\n".join(lines) + "\n" + lines[0][:40], encoding="utf-8")
-    code, out, err = monitor(fresh_run, "--predictions", "logs/predictions")
-    assert code == 0, err
-    result = json.loads((fresh_run / "reports" / "drift.json").read_text())
-    assert result["quality"]["skipped_lines"] == 1 and result["rows"] == len(lines)
-    assert result["prediction"]["drifted"] is True  # every logged prediction is Adelie
-
 
 # --- the retrain loop end to end ---------------------------------------------------------------------------------
 
 LIGHT = ["--set", "tune.n_trials=3", "--set", "train.hyperparameters.random_forest.n_estimators=40", "--set", "train.cv_folds=3"]
 
 
+def wait_for(condition, *, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def log_lines(folder: Path) -> int:
+    return sum(len(path.read_bytes().splitlines()) for path in folder.glob("*.jsonl")) if folder.is_dir() else 0
+
+
 @pytest.mark.slow
-def test_retrain_loop_promotes_a_better_challenger_and_keeps_a_worse_one_out(fresh_run: Path, tmp_path: Path) -> None:
+def test_the_loop_with_a_running_server_log_monitor_retrain_reload(fresh_run: Path, tmp_path: Path) -> None:
+    """The whole loop on one real server (`mlops-nb serve --watch-stage prod`): its prediction log monitored,
+    drifted data retrained, v1.1.0 promoted and served, a worse challenger kept out."""
+    from mlops_nb.files import read_parquet
+    from mlops_nb.monitor_inputs import read_prediction_log
     from mlops_nb.registry import find_version, open_version
+    from mlops_nb.validate import Schema
+
+    from serving import Server, metric, v1_instances, v2_inputs
 
     run(["mlops-nb", "models", "register"], fresh_run)
     run(["mlops-nb", "models", "promote", "v1.0.0", "--stage", "prod"], fresh_run)
-    drifted = read_source("sample:penguins")[0]
-    for name in ("bill_length_mm", "flipper_length_mm"):
-        drifted[name] = drifted[name] + drifted[name].std()
-    drifted.to_csv(tmp_path / "drifted.csv", index=False)
+    schema = Schema.load(fresh_run / "data" / "prepared" / "schema.json")
+    test = read_parquet(fresh_run / "data" / "prepared" / "test.parquet")
+    v1_rows, v2_rows = test.iloc[: len(test) // 2], test.iloc[len(test) // 2 :]
+    v2_body = {"inputs": v2_inputs(v2_rows, schema.columns)}
+    log = fresh_run / "logs" / "predictions"
 
-    result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), *LIGHT], fresh_run)
-    assert "v1.1.0 is now in stage prod" in result.stdout, result.stdout
-    for step in ("monitor: exit 3", "branch:", "data: replace", "repro:", "commit:", "register: registered model@v1.1.0", "compare: f1_macro", "promote: v1.1.0 promoted"):
-        assert step in result.stdout, (step, result.stdout)
+    with Server(fresh_run, "--watch-stage", "prod", "--watch-interval", "0.5", log=tmp_path / "server.log") as server:
+        # 1. The server's own prediction log, monitored (V1 and V2 requests; a truncated line appended).
+        status, v1_answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": v1_instances(v1_rows, schema.columns)})
+        assert status == 200 and v1_answer["model_version"] == "v1.0.0", v1_answer
+        status, v2_answer, _ = server.call("POST", "/v2/models/model/infer", v2_body)
+        assert status == 200 and v2_answer["model_version"] == "v1.0.0", v2_answer
+        wait_for(lambda: log_lines(log) == len(test), timeout=30, what="the prediction log")
+        newest = max(log.glob("*.jsonl"))
+        with open(newest, "a", encoding="utf-8") as stream:
+            stream.write(newest.read_text().splitlines()[0][:50])  # a crash mid-line
+        code, out, err = monitor(fresh_run, "--predictions", "logs/predictions/", "--stage", "prod")
+        assert code == 0, err
+        result = json.loads((fresh_run / "reports" / "drift.json").read_text())
+        assert result["rows"] == len(test) and result["quality"]["skipped_lines"] == 1, result["quality"]
+        assert result["quality"]["model_versions"] == {"v1.0.0": len(test)} and result["model_version"] == "v1.0.0"
+        assert result["drifted_features"] == [] and result["prediction"]["drifted"] is False
+        answered = v1_answer["predictions"] + next(output["data"] for output in v2_answer["outputs"] if output["name"] == "predict")
+        assert read_prediction_log(log).predictions.tolist() == answered  # one line per row, in request order
+        assert metric(server.metrics(), "mlops_nb_retrain_recommended") == 0  # the gauges follow reports/drift.json
+
+        # 2. Drifted data: retrain, register v1.1.0, promote it; the watching server reloads it.
+        drifted = read_source("sample:penguins")[0]
+        for name in ("bill_length_mm", "flipper_length_mm"):
+            drifted[name] = drifted[name] + drifted[name].std()
+        drifted.to_csv(tmp_path / "drifted.csv", index=False)
+        result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), *LIGHT], fresh_run)
+        assert "v1.1.0 is now in stage prod" in result.stdout, result.stdout
+        for step in ("monitor: exit 3", "branch:", "data: replace", "repro:", "commit:", "register: registered model@v1.1.0",
+                     "compare: f1_macro", "promote: v1.1.0 promoted"):
+            assert step in result.stdout, (step, result.stdout)
+        wait_for(lambda: server.call("POST", "/v2/models/model/infer", v2_body)[1]["model_version"] == "v1.1.0",
+                 what="the server to serve v1.1.0")
+        assert metric(server.metrics(), "mlops_nb_retrain_recommended") == 1  # the retrain's monitor run said so
+
+        # 3. A worse challenger (a one-split stump) is registered but not promoted: the server keeps v1.1.0.
+        result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), "--force", *LIGHT,
+                      "--set", "train.hyperparameters.random_forest.max_depth=1",
+                      "--set", "train.hyperparameters.random_forest.n_estimators=3"], fresh_run)
+        assert "v1.2.0 registered but not promoted; v1.1.0 stays in stage prod" in result.stdout, result.stdout
+        time.sleep(2)  # four watch intervals
+        status, answer, _ = server.call("POST", "/v2/models/model/infer", v2_body)
+        assert status == 200 and answer["model_version"] == "v1.1.0"
+        samples = server.metrics()
+    assert metric(samples, "mlops_nb_model_reloads_total", result="success") == 1
     assert find_version(stage="prod", root=fresh_run).version == "v1.1.0"
     branch = run(["git", "branch", "--show-current"], fresh_run).stdout.strip()
     assert branch.startswith("retrain/replace-")
-    log = json.loads((fresh_run / "logs" / "retrain" / f"{branch.replace('/', '-')}.json").read_text())
-    assert log["promoted"] is True and log["champion"] == "v1.0.0" and log["challenger"] == "v1.1.0"
-    assert json.loads((fresh_run / "models" / "card.json").read_text())["data"]["source"].startswith("data/retrain/")
+    record = json.loads((fresh_run / "logs" / "retrain" / f"{branch.replace('/', '-')}.json").read_text())
+    assert record["promoted"] is False and record["champion"] == "v1.1.0" and record["challenger"] == "v1.2.0"
     # The profile is part of the version: `models get` fetches it with the model.
     run(["mlops-nb", "models", "get", "--stage", "prod", "--out", str(tmp_path / "prod")], fresh_run)
     card = json.loads((tmp_path / "prod" / "card.json").read_text())
     assert json.loads((tmp_path / "prod" / "profile.json").read_text())["model_sha256"] == card["artifact"]["sha256"]
-
-    # A challenger that is worse (a one-split stump) is registered but not promoted.
-    result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), "--force", *LIGHT,
-                  "--set", "train.hyperparameters.random_forest.max_depth=1", "--set", "train.hyperparameters.random_forest.n_estimators=3"], fresh_run)
-    assert "v1.2.0 registered but not promoted; v1.1.0 stays in stage prod" in result.stdout, result.stdout
-    assert find_version(stage="prod", root=fresh_run).version == "v1.1.0"
+    assert card["data"]["source"].startswith("data/retrain/")
 
     # The workspace now holds v1.2.0; a profile of v1.0.0 put beside it is refused, naming both versions.
     old = open_version(find_version("v1.0.0", root=fresh_run), root=fresh_run).read_text("models/profile.json")
