@@ -115,6 +115,7 @@ serve: install  ## serve the workspace model on http://127.0.0.1:8000 (runs the 
 bench: install wrk  ## run the benchmarks in bench/ and print their ratios
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_serve.py --mlserver
+	$(BIN)/python bench/bench_monitor.py
 
 clean:  ## remove the virtualenv and generated run outputs (the DVC cache stays)
 	rm -rf $(VENV) _proc .pytest_cache

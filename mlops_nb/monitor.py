@@ -77,7 +77,7 @@ def _quality_issues(features: dict[str, dict[str, Any]], params: MonitorParams) 
                            "categories": sorted(entry["new_categories"])})
     return issues
 
-# %% ../nbs/api/72_monitor.ipynb #752fe476
+# %% ../nbs/api/72_monitor.ipynb #ba414905
 def _score(task: str, truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     from sklearn import metrics as skmetrics
 
@@ -87,6 +87,9 @@ def _score(task: str, truth: np.ndarray, predicted: np.ndarray) -> dict[str, flo
             "mae": float(skmetrics.mean_absolute_error(truth, predicted)),
             "r2": float(skmetrics.r2_score(truth, predicted)) if len(truth) > 1 else float("nan"),
         }
+    # Integer codes of the labels: scikit-learn sorts the label arrays once per metric, slow for 100k strings.
+    codes, _ = pd.factorize(np.concatenate([np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)]))
+    truth, predicted = codes[: len(truth)], codes[len(truth) :]
     return {
         "accuracy": float(skmetrics.accuracy_score(truth, predicted)),
         "f1_macro": float(skmetrics.f1_score(truth, predicted, average="macro", zero_division=0)),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,8 @@ def numeric_summary(values: pd.Series | np.ndarray) -> dict[str, Any]:
     psi_edges = np.unique(edges[np.minimum(np.searchsorted(cdf, targets, side="left"), len(edges) - 1)])
     mean = float(ordered.mean())
     centred = ordered - mean
-    variance = float(np.mean(centred**2))
+    squared = centred * centred  # products, not `**`: numpy raises to the 3rd and 4th power element by element (pow)
+    variance = float(np.mean(squared))
     std = variance**0.5
     summary.update(
         edges=edges.tolist(),
@@ -75,8 +78,8 @@ def numeric_summary(values: pd.Series | np.ndarray) -> dict[str, Any]:
         maximum=float(ordered[-1]),
         mean=mean,
         std=std,
-        skewness=float(np.mean(centred**3) / std**3) if std > 0 else 0.0,
-        kurtosis=float(np.mean(centred**4) / variance**2 - 3) if std > 0 else 0.0,
+        skewness=float(np.mean(squared * centred) / std**3) if std > 0 else 0.0,
+        kurtosis=float(np.mean(squared * squared) / variance**2 - 3) if std > 0 else 0.0,
         quantiles={str(q): float(ordered[min(count - 1, max(0, int(np.ceil(q * count)) - 1))]) for q in QUANTILES},
     )
     distinct = 1 + int(np.count_nonzero(np.diff(ordered)))
@@ -130,12 +133,17 @@ def build_profile(
     test_metrics
         The test-set metrics: the reference of model drift.
     """
-    features = {}
-    for column in schema.columns:
-        if column.name not in train.columns:
-            raise MonitorError(f"profile: the training data has no feature column '{column.name}'", hint="rerun `dvc repro`")
+    missing = [column.name for column in schema.columns if column.name not in train.columns]
+    if missing:
+        raise MonitorError(f"profile: the training data has no feature column '{missing[0]}'", hint="rerun `dvc repro`")
+
+    def summary(column: Any) -> dict[str, Any]:
         values = train[column.name]
-        features[column.name] = numeric_summary(values) if column.kind == "numeric" else categorical_summary(values)
+        return numeric_summary(values) if column.kind == "numeric" else categorical_summary(values)
+
+    # Columns in threads: sorting, most of a numeric column's cost, runs outside the GIL. Same result, same order.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(schema.columns), os.cpu_count() or 1))) as pool:
+        features = dict(zip(schema.feature_columns, pool.map(summary, schema.columns), strict=True))
     target = train[schema.target]
     if isinstance(importances, pd.DataFrame):
         importances = dict(zip(importances["feature"], importances["importance"], strict=True))

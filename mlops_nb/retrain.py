@@ -260,8 +260,11 @@ def retrain(
     margin = params.monitor.retrain.promotion_margin if margin is None else margin
     result = RetrainResult()
     try:
-        if _git(root, "status", "--porcelain", "--untracked-files=no", what="clean work tree"):
-            raise RetrainError("the work tree has uncommitted changes", hint="commit or stash them first: the retrain commits on a branch of HEAD")
+        status = _command(["git", "status", "--porcelain", "--untracked-files=no"], root, what="clean work tree")
+        if changed := [line for line in status.stdout.splitlines() if line.strip()]:
+            shown = ", ".join(line[3:] for line in changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise RetrainError(f"the work tree has uncommitted changes ({shown})",
+                               hint="commit or stash them first: the retrain commits on a branch of HEAD")
         champion = _champion(stage, root)
         result.champion = champion.version if champion else None
         if not _monitor_step(result, root, source=source, query=query, stage=stage, champion=champion, force=force):

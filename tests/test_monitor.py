@@ -219,6 +219,12 @@ def test_monitor_cli_exit_codes_report_and_determinism(fresh_run: Path, batches:
     assert {"bill_length_mm", "flipper_length_mm"} <= set(result["drifted_features"]) and result["retrain"] is True
     assert "RECOMMENDED" in out
     assert "bill_length_mm" in report.read_text()
+    # The docs site's "Latest run" shows the latest monitoring result and its report.
+    from mlops_nb.site import collect_pages, runs_index
+
+    assert "runs/monitor" in [page.docname for page in collect_pages(fresh_run)]
+    latest = runs_index(fresh_run, [])
+    assert "## Monitoring" in latest and "**retrain recommended**" in latest and "| bill_length_mm | **yes** |" in latest
 
 
 @pytest.mark.slow

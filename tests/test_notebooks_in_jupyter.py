@@ -129,3 +129,20 @@ def test_a_changed_data_file_reruns_ingest_and_only_what_it_changes(jupyter_run:
     run(["dvc", "repro", "ingest"], project)
     assert json.loads((project / "data" / "raw" / "lineage.json").read_text())["rows"] == 300
     assert "prepare" in json.loads(run(["dvc", "status", "--json"], project).stdout)
+
+
+def test_the_monitor_notebook_in_jupyter_reads_params_yaml_and_monitors_the_test_split(jupyter_run: dict) -> None:
+    """monitor.ipynb is no DVC stage (`mlops-nb monitor` runs it), yet run as it is it reads `monitor:` from
+    params.yaml the same way, and with no batch named monitors the held-out test split."""
+    import os
+
+    project = jupyter_run["project"]
+    saved = {key: os.environ.pop(key, None) for key in ("MLOPS_NB_ROOT", "MLOPS_NB_STAGE")}
+    try:
+        said = first_output(run_in_kernel(project, "monitor"))
+    finally:
+        os.environ.update({key: value for key, value in saved.items() if value is not None})
+    assert f"stage monitor: parameters read from {project / 'params.yaml'}, as `mlops-nb monitor` would" in said, said
+    result = json.loads((project / "reports" / "drift.json").read_text())
+    assert result["settings"] == {**result["settings"], **yaml.safe_load((project / "params.yaml").read_text())["monitor"]}
+    assert (result["source"], result["model_version"], result["retrain"]) == ("data/prepared/test.parquet", "workspace", False)
