@@ -27,10 +27,13 @@ logger = logging.getLogger(__name__)
 
 RETRAIN_DATA_DIR = "data/retrain"
 RETRAIN_LOG_DIR = "logs/retrain"
+# Monitoring and serving output, never part of a version: the retrain commit leaves them out even in a project
+# whose .gitignore does not list them (the server may be appending to its prediction log meanwhile).
+NEVER_COMMITTED = ("logs", "reports/drift.json", "reports/monitor.ipynb", "reports/monitor.failed.ipynb")
 
 # %% auto #0
-__all__ = ['logger', 'RETRAIN_DATA_DIR', 'RETRAIN_LOG_DIR', 'Step', 'RetrainResult', 'set_params', 'parse_assignment',
-           'write_training_data', 'compare_models', 'retrain']
+__all__ = ['logger', 'RETRAIN_DATA_DIR', 'RETRAIN_LOG_DIR', 'NEVER_COMMITTED', 'Step', 'RetrainResult', 'set_params',
+           'parse_assignment', 'write_training_data', 'compare_models', 'retrain']
 
 # %% ../nbs/api/75_retrain.ipynb #3438b8de
 @dataclass
@@ -282,7 +285,7 @@ def retrain(
         load_params(root / "params.yaml")  # a bad --set fails here, before any run
         _command([_tool("dvc"), "repro"], root, what="repro")
         result.log("repro", True, "dvc repro")
-        _git(root, "add", "-A", what="commit")
+        _git(root, "add", "-A", "--", ".", *(f":(exclude){path}" for path in NEVER_COMMITTED), what="commit")
         _git(root, "commit", "-q", "-m", f"Retrain on {lineage.source} ({mode}, {len(batch)} rows)", what="commit")
         commit = _git(root, "rev-parse", "HEAD", what="commit")
         result.log("commit", True, f"commit {commit[:7]} on {result.branch}")
