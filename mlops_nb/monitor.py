@@ -26,7 +26,7 @@ PRIMARY_METRIC = {"classification": ("f1_macro", "higher"), "regression": ("rmse
 
 # %% auto #0
 __all__ = ['logger', 'PRIMARY_METRIC', 'check_columns', 'importance_shares', 'model_performance', 'prediction_drift', 'decide',
-           'compare_batch', 'conform_features', 'model_predictions', 'drift_table', 'plot_drift', 'write_drift',
+           'conform_features', 'model_predictions', 'compare_batch', 'drift_table', 'plot_drift', 'write_drift',
            'exit_code']
 
 # %% ../nbs/api/72_monitor.ipynb #093d4b4b
@@ -191,6 +191,35 @@ def decide(result: dict[str, Any], params: MonitorParams) -> tuple[bool, list[st
         reasons.append(f"{len(result['quality']['issues'])} data-quality issue(s)")
     return bool(reasons), reasons
 
+# %% ../nbs/api/72_monitor.ipynb #c6471789
+def conform_features(frame: pd.DataFrame, profile: dict[str, Any], *, source: str) -> pd.DataFrame:
+    """The feature columns of `frame` as the model was trained on them (as `validate.clean` made them)."""
+    columns = {}
+    for name in profile["feature_columns"]:
+        column = frame[name]
+        if profile["features"][name]["kind"] == "numeric":
+            columns[name] = pd.Series(numeric_values(column, name=name, source=source), index=frame.index)
+        else:
+            columns[name] = column.astype("str").fillna("").str.strip()
+    return pd.DataFrame(columns, index=frame.index)
+
+# %% ../nbs/api/72_monitor.ipynb #57de8d66
+def model_predictions(model: Any, frame: pd.DataFrame, profile: dict[str, Any], *, source: str) -> np.ndarray:
+    """The model's predictions on the rows of `frame`."""
+    from mlops_nb.train import split_xy
+
+    schema = Schema(
+        target=profile["target"],
+        task=profile["task"],
+        classes=profile.get("classes"),
+        columns=[{"name": name, "kind": profile["features"][name]["kind"], "dtype": "", "missing_rate": 0.0}
+                 for name in profile["feature_columns"]],
+    )
+    features = conform_features(frame, profile, source=source)
+    X = split_xy(features.assign(**{schema.target: 0}), schema)[0] if schema.task == "regression" else split_xy(
+        features.assign(**{schema.target: "x"}), schema)[0]
+    return np.asarray(model.predict(X))
+
 # %% ../nbs/api/72_monitor.ipynb #b3421809
 def compare_batch(
     frame: pd.DataFrame,
@@ -265,35 +294,6 @@ def compare_batch(
     result["drift_detected"] = bool(result["drifted_features"]) or bool(performance and performance["drifted"])
     result["retrain"], result["reasons"] = decide(result, params)
     return result
-
-# %% ../nbs/api/72_monitor.ipynb #c6471789
-def conform_features(frame: pd.DataFrame, profile: dict[str, Any], *, source: str) -> pd.DataFrame:
-    """The feature columns of `frame` as the model was trained on them (as `validate.clean` made them)."""
-    columns = {}
-    for name in profile["feature_columns"]:
-        column = frame[name]
-        if profile["features"][name]["kind"] == "numeric":
-            columns[name] = pd.Series(numeric_values(column, name=name, source=source), index=frame.index)
-        else:
-            columns[name] = column.astype("str").fillna("").str.strip()
-    return pd.DataFrame(columns, index=frame.index)
-
-# %% ../nbs/api/72_monitor.ipynb #57de8d66
-def model_predictions(model: Any, frame: pd.DataFrame, profile: dict[str, Any], *, source: str) -> np.ndarray:
-    """The model's predictions on the rows of `frame`."""
-    from mlops_nb.train import split_xy
-
-    schema = Schema(
-        target=profile["target"],
-        task=profile["task"],
-        classes=profile.get("classes"),
-        columns=[{"name": name, "kind": profile["features"][name]["kind"], "dtype": "", "missing_rate": 0.0}
-                 for name in profile["feature_columns"]],
-    )
-    features = conform_features(frame, profile, source=source)
-    X = split_xy(features.assign(**{schema.target: 0}), schema)[0] if schema.task == "regression" else split_xy(
-        features.assign(**{schema.target: "x"}), schema)[0]
-    return np.asarray(model.predict(X))
 
 # %% ../nbs/api/72_monitor.ipynb #084c9982
 def drift_table(result: dict[str, Any]) -> pd.DataFrame:

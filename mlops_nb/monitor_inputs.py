@@ -110,7 +110,7 @@ class Reference:
     card: ModelCard
     model: Any
 
-# %% ../nbs/api/71_monitor_inputs.ipynb #e91f16c0
+# %% ../nbs/api/71_monitor_inputs.ipynb #175b4d75
 def _describe(sha256: str | None, root: Path) -> str:
     from mlops_nb.errors import MlopsNbError
     from mlops_nb.registry import list_versions
@@ -122,7 +122,7 @@ def _describe(sha256: str | None, root: Path) -> str:
     shown = f"sha256 {str(sha256)[:12]}…"
     return f"{versions[-1]} ({shown})" if versions else f"an unregistered model ({shown})"
 
-# %% ../nbs/api/71_monitor_inputs.ipynb #0ad415f4
+
 def _check_binding(profile: dict[str, Any], model_sha256: str, version: str, root: Path) -> None:
     if profile.get("model_sha256") != model_sha256:
         monitored = f"{version} (sha256 {model_sha256[:12]}…)" if version != "workspace" else f"the workspace's model, {_describe(model_sha256, root)}"
@@ -133,25 +133,7 @@ def _check_binding(profile: dict[str, Any], model_sha256: str, version: str, roo
             "or pass --version/--stage",
         )
 
-# %% ../nbs/api/71_monitor_inputs.ipynb #f4a8878a
-def load_reference(*, version: str | None = None, stage: str | None = None, root: str | Path | None = None) -> Reference:
-    """The workspace's model, card and profile, or those of a registered `version` (or the one in `stage`)."""
-    from mlops_nb.artifacts import load_model
-    from mlops_nb.profile import load_profile, workspace_card
-
-    paths = project_paths(root)
-    if version is None and stage is None:
-        if not paths.card.is_file():
-            raise MonitorError(f"no trained model: {paths.card.relative_to(paths.root)} not found", hint="run `dvc repro`, or pass --version/--stage")
-        card = workspace_card(paths.root)
-        profile = load_profile(paths.profile, what=str(paths.profile.relative_to(paths.root)))
-        sha256 = card.artifact.sha256
-        _check_binding(profile, sha256, "workspace", paths.root)
-        model = load_model(paths.model, expected_sha256=sha256)
-        return Reference(version="workspace", model_sha256=sha256, profile=profile, card=card, model=model)
-    return _load_registered(paths, version=version, stage=stage)
-
-# %% ../nbs/api/71_monitor_inputs.ipynb #bf71721e
+# %% ../nbs/api/71_monitor_inputs.ipynb #bbdce809
 def _load_registered(paths: ProjectPaths, *, version: str | None, stage: str | None) -> Reference:
     import tempfile
 
@@ -176,3 +158,21 @@ def _load_registered(paths: ProjectPaths, *, version: str | None, stage: str | N
         _check_binding(profile, sha256, found.version, paths.root)
         model = load_model(files.fetch(paths.model, Path(folder) / "model.skops", sha256=sha256), expected_sha256=sha256)
     return Reference(version=found.version, model_sha256=sha256, profile=profile, card=card, model=model)
+
+
+def load_reference(*, version: str | None = None, stage: str | None = None, root: str | Path | None = None) -> Reference:
+    """The workspace's model, card and profile, or those of a registered `version` (or the one in `stage`)."""
+    from mlops_nb.artifacts import load_model
+    from mlops_nb.profile import load_profile, workspace_card
+
+    paths = project_paths(root)
+    if version is None and stage is None:
+        if not paths.card.is_file():
+            raise MonitorError(f"no trained model: {paths.card.relative_to(paths.root)} not found", hint="run `dvc repro`, or pass --version/--stage")
+        card = workspace_card(paths.root)
+        profile = load_profile(paths.profile, what=str(paths.profile.relative_to(paths.root)))
+        sha256 = card.artifact.sha256
+        _check_binding(profile, sha256, "workspace", paths.root)
+        model = load_model(paths.model, expected_sha256=sha256)
+        return Reference(version="workspace", model_sha256=sha256, profile=profile, card=card, model=model)
+    return _load_registered(paths, version=version, stage=stage)
