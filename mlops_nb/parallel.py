@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from . import tune as tuning
 from .errors import TuningError
+from .models import make_model
 from .study_storage import make_storage
 from .tune import Objective, make_pruner, make_sampler
 
@@ -100,6 +101,7 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(objective: Objective, pruner: str, study_name: str, threads: int) -> None:
     _limit_threads(threads)
+    make_model(objective.model_name, task=objective.schema.task)  # imports the estimator's module now, not in a trial
     _WORKER.update(objective=objective, pruner=pruner, study_name=study_name)
 
 
