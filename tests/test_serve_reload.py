@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run, set_params
+from conftest import run
 from serving import Server, metric, v1_instances
 
 pytestmark = pytest.mark.slow
@@ -44,10 +44,11 @@ def test_promotion_under_load_is_picked_up_with_zero_failed_requests(fresh_run: 
         for thread in threads:
             thread.start()
         try:
-            set_params(fresh_run, **{"train.hyperparameters.random_forest.n_estimators": 25})
-            run(["dvc", "repro"], fresh_run)
-            run(["git", "add", "-A"], fresh_run)
-            run(["git", "commit", "-qm", "a smaller forest"], fresh_run)
+            # A second version without a second training run (a version is a commit; the reload does not care
+            # whether the model changed, and the suite's time is better spent elsewhere).
+            (fresh_run / "CHANGES.md").write_text("v1.1.0: same model, registered again\n")
+            run(["git", "add", "CHANGES.md"], fresh_run)
+            run(["git", "commit", "-qm", "a second version"], fresh_run)
             run(["mlops-nb", "models", "register"], fresh_run)
             run(["mlops-nb", "models", "promote", "v1.1.0", "--stage", "prod"], fresh_run)
             deadline = time.monotonic() + 120
