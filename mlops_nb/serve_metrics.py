@@ -291,6 +291,7 @@ class PredictionLog:
                     logger.exception("prediction log: a record could not be written")
                 finally:
                     self._queue.task_done()
+                time.sleep(0)  # hand the interpreter back between records: the event loop never waits for a whole drain
             if self._file is not None:
                 self._file.flush()
 
