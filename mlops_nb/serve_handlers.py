@@ -193,7 +193,7 @@ async def predict_batch(state: ServerState, request_id: str, served: ServedModel
         outputs = {"predict": prediction.predictions}
         if classification:
             outputs["predict_proba"] = prediction.probabilities
-        state.log.submit(request_id=request_id, model_version=served.version, rows=batch.rows, outputs=outputs)
+        state.log.submit(request_id=request_id, model_version=served.version, rows=batch.columns, outputs=outputs)
     return prediction
 
 # %% ../nbs/api/64_serve_handlers.ipynb #d3fc3dbd
