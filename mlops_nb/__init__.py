@@ -17,6 +17,7 @@ Modules:
 - `mlops_nb.readers`: Reading CSV and Excel files right: the separator detected (and reported), `data.read_options` passed to pandas, dates parsed with their format, and a one-line error naming the file and the option to set when it goes wrong.
 - `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the workspace's model, promoting and demoting it, getting a version's files.
 - `mlops_nb.remote`: The project's DVC remote, named in errors: a version fetched from a remote that cannot be reached fails with one line saying which remote, where it points and why.
+- `mlops_nb.render`: One notebook processed for the docs site as nbdev would hand it to Quarto, with its cells executed the way `nbdev-test` runs them: `show_doc` entries, examples with their outputs, links to the source.
 - `mlops_nb.reproduce`: Exact reproduction of a registered model version: its commit rerun in a temporary git worktree, test metrics and test-set predictions compared with the registered ones.
 - `mlops_nb.retrain`: The git-native retrain loop: monitor the new data, point the pipeline at it, `dvc repro`, commit on a branch, register, compare challenger with champion on the newest labelled data, promote only if it is not worse.
 - `mlops_nb.roles`: Each input column gets a role (numeric, categorical, datetime, identifier, text, constant) with the reason, so that a date, an ID or a name column does not become a thousand one-hot columns.

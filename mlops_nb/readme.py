@@ -14,7 +14,8 @@ from pathlib import Path
 from .errors import DocsError
 from .files import atomic_path
 from .myst import notebook_markdown, rewrite_links, to_myst
-from .site import docs_settings, process_notebook
+from .render import process_notebook
+from .site import docs_settings
 
 # %% auto #0
 __all__ = ['render_readme', 'write_readme', 'check_readme']

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib
 import inspect
 import json
 import logging
@@ -34,7 +33,8 @@ import nbformat
 from .config import read_stages
 from .errors import CommandError, DocsError
 from .files import dvc_md5, run_dvc
-from .myst import heading_slugs, rewrite_links, source_text, split_title_cell, to_myst
+from .myst import heading_slugs, rewrite_links, split_title_cell, to_myst
+from .render import process_job
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'SECTIONS', 'page_name', 'Page', 'collect_pages', 'LinkRewriter', 'runs_index', 'runs_history',
-           'process_notebook', 'reports_stale', 'ensure_reports', 'docs_settings', 'site_folder', 'build_site', 'serve']
+           'reports_stale', 'ensure_reports', 'docs_settings', 'site_folder', 'build_site', 'serve']
 
 # %% ../nbs/api/86_site.ipynb #87509bae
 _NUMBER_PREFIX = re.compile(r"^\d+[a-zA-Z0-9]*_")
@@ -176,133 +176,13 @@ def runs_history(table: pd.DataFrame, stage_pages: Sequence[Page], *, cache_dir:
 
     return runs_page(table, report_link=report_link), pages
 
-# %% ../nbs/api/86_site.ipynb #362a9da7
-_PLAIN_SHOW_DOC = """
-def _plain_show_doc(target, name):
-    import inspect
-    from IPython.display import Markdown
-    try:
-        signature = str(inspect.signature(target))
-    except (TypeError, ValueError):
-        signature = "()"
-    summary, _, details = (inspect.getdoc(target) or "").partition("\\n")
-    kind = "class" if inspect.isclass(target) else "def"
-    return Markdown(f"---\\n\\n### {name}\\n\\n```python\\n{kind} {name}{signature}\\n```\\n\\n*{summary}*\\n\\n{details.strip()}")
-"""
-
-
-def _execute_cells_processor(source: Path, *, skip_flags: Sequence[str], strict: bool) -> type:
-    from execnb.shell import CaptureShell
-    from fastcore.nbio import does_cell_eval, fm_default_eval, nb_frontmatter
-    from fastcore.xtras import working_directory
-    from nbdev.process import Processor
-
-    class ExecuteCells(Processor):
-        def begin(self):
-            self.shell = CaptureShell(source)
-            self.shell.run_cell("from nbdev.showdoc import show_doc")
-            self.default_eval = fm_default_eval(nb_frontmatter(self.nb))
-
-        def __call__(self, cell):
-            if cell.cell_type != "code" or not cell.source.strip() or not does_cell_eval(cell, self.default_eval):
-                return
-            if set(getattr(cell, "directives_", None) or {}) & set(skip_flags):
-                return
-            with working_directory(source.parent):
-                self.shell.cell(cell)
-            error, self.shell.exc = self.shell.exc, None
-            symbol = re.search(r"^show_doc\((.+)\)\s*$", cell.source, re.M)
-            if error is not None and symbol:
-                # show_doc evaluates annotations, which fails on names imported only for type checking.
-                logger.warning("%s: show_doc(%s) failed (%s); showing the unevaluated signature", source.name, symbol.group(1), error)
-                outputs = self.shell.run(f"{_PLAIN_SHOW_DOC}\n_plain_show_doc({symbol.group(1)}, {symbol.group(1)!r})")
-                error, self.shell.exc = self.shell.exc, None
-                cell.outputs = [output for output in outputs if output.get("output_type") != "stream"]
-            if error is not None and strict:
-                raise DocsError(
-                    f"{source}: cell {cell.idx_} failed while building the docs: {type(error).__name__}: {error}",
-                    hint=f"run `nbdev-test {source}` and fix the cell",
-                )
-            if error is not None:
-                logger.warning("%s: cell %s failed: %s", source, cell.idx_, error)
-
-    return ExecuteCells
-
-
-def _source_url(module_name: str, qualname: str, *, root: Path, git_url: str, branch: str) -> str | None:
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-        target = inspect.unwrap(target)
-        line = inspect.getsourcelines(target)[1]
-        path = Path(inspect.getsourcefile(target)).resolve().relative_to(root)
-    except (ImportError, AttributeError, TypeError, OSError, ValueError):
-        return None
-    return f"{git_url}/blob/{branch}/{path.as_posix()}#L{line}"
-
-
-_SHOW_DOC_HEADING = re.compile(r"^#{2,4} (\S+)\s*$", re.M)
-_SOURCE_LINK = re.compile(r"^\[source\]\([^)]*\)(\{[^}\n]*\})?\n+", re.M)
-
-
-def _add_source_links(notebook: Any, module_name: str | None, *, root: Path, git_url: str, branch: str) -> None:
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []) if module_name and git_url else []:
-            markdown = output.get("data", {}).get("text/markdown")
-            heading = _SHOW_DOC_HEADING.search(source_text(markdown or ""))
-            url = heading and _source_url(module_name, heading.group(1), root=root, git_url=git_url, branch=branch)
-            if url:
-                text = _SOURCE_LINK.sub("", source_text(markdown))
-                output["data"]["text/markdown"] = text.replace(heading.group(0), f"[source]({url})\n\n{heading.group(0)}", 1)
-
-
-def process_notebook(
-    source: Path, destination: Path, *, execute: bool, root: Path | None = None, skip_flags: Sequence[str] = ("notest",), strict: bool = True
-) -> Path:
-    """Run nbdev's documentation processors on the notebook `source` (executing its cells first when `execute`) and
-    write the Quarto-flavoured result to `destination`. Call with the project root as working directory."""
-    from fastcore.nbio import read_nb, write_nb
-    from nbdev.config import get_config
-    from nbdev.process import NBProcessor
-    from nbdev.processors import FilterDefaults, _default_exp, exec_show_docs
-
-    root = Path(root or Path.cwd()).resolve()
-    notebook = read_nb(source)
-    split_title_cell(notebook)
-    module = _default_exp(notebook)
-    procs = list(FilterDefaults().procs())
-    if execute:
-        os.environ["IN_TEST"] = "1"
-        runner = _execute_cells_processor(source, skip_flags=skip_flags, strict=strict)
-        procs = [runner if proc is exec_show_docs else proc for proc in procs]
-    NBProcessor(nb=notebook, procs=procs, rm_directives="quarto").process()
-    config = get_config()
-    library = Path(config.lib_path).name
-    _add_source_links(notebook, module and f"{library}.{module}", root=root, git_url=config.git_url, branch=config.branch)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    write_nb(notebook, destination)
-    return destination
-
-# %% ../nbs/api/86_site.ipynb #77f2ec4b
-def _process_job(job: tuple[str, str, bool, str, tuple[str, ...], bool]) -> str:
-    source, destination, execute, root, skip_flags, strict = job
-    os.chdir(root)
-    logging.getLogger("nbdev").setLevel(logging.ERROR)
-    import warnings
-
-    warnings.simplefilter("ignore")
-    started = time.perf_counter()
-    process_notebook(Path(source), Path(destination), execute=execute, root=Path(root), skip_flags=skip_flags, strict=strict)
-    return f"{Path(source).name} in {time.perf_counter() - started:.1f} s"
-
-
+# %% ../nbs/api/86_site.ipynb #3ddf7354
 def _page_digest(page: Page, root: Path, library: Path) -> str:
     digest = hashlib.sha256(page.source.read_bytes() + page.docname.encode())
     for module in sorted(library.glob("*.py")) if page.execute else []:
         digest.update(module.read_bytes())
-    # This module and the conversion it applies in step 1 (`split_title_cell`) shape the processed notebook.
-    for module_file in (Path(__file__), Path(inspect.getfile(split_title_cell))):
+    # This module, the processing of step 1 and the conversion it applies (`split_title_cell`) shape the result.
+    for module_file in (Path(__file__), Path(inspect.getfile(process_job)), Path(inspect.getfile(split_title_cell))):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()
 
@@ -322,10 +202,8 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     # Tutorials run whole pipelines: start them first, so the short library notebooks fill the other worker.
     jobs.sort(key=lambda job: Path(job[0][0]).parent.name != "tutorials")
     workers = max(1, min(workers, len(jobs)))
-    # By module name, so it pickles for the workers also when this module runs as __main__.
-    job_function = importlib.import_module("mlops_nb.site")._process_job
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-        for (_, stamp, digest), done in zip(jobs, executor.map(job_function, [job for job, _, _ in jobs]), strict=True):
+        for (_, stamp, digest), done in zip(jobs, executor.map(process_job, [job for job, _, _ in jobs]), strict=True):
             stamp.write_text(digest)
             logger.debug("processed %s", done)
     return processed
