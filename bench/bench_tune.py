@@ -156,12 +156,38 @@ def grid_part(name: str, schema, X, y, n_trials: int) -> tuple[dict, dict]:
     return row, two
 
 
+def _burn(iterations: int = 4_000_000) -> float:
+    started = time.perf_counter()
+    total = 0
+    for index in range(iterations):
+        total += index * index
+    return time.perf_counter() - started
+
+
+def cpu_ceiling() -> float:
+    """How much faster two processes of pure Python finish two tasks than one process: what the machine can give
+    two workers right now (2.0 on two idle cores, less when others are busy)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_burn, [1, 1]))
+        started = time.perf_counter()
+        list(pool.map(_burn, [4_000_000] * 2, chunksize=2))  # one process, both tasks
+        one = time.perf_counter() - started
+        started = time.perf_counter()
+        futures = [pool.submit(_burn) for _ in range(2)]
+        for future in futures:
+            future.result()
+        two = time.perf_counter() - started
+    return one / two
+
+
 def workers_part(name: str, schema, X, y, n_trials: int, two: dict | None = None) -> dict:
     two = two or optuna_search(schema, X, y, workers=2, n_trials=n_trials)
     one = optuna_search(schema, X, y, workers=1, n_trials=n_trials)
     speed_up = one["seconds"] / two["seconds"]
     return {
-        "data": name, "1 worker s": round(one["seconds"], 1), "2 workers s": round(two["seconds"], 1),
+        "data": name, "CPU ceiling (2 processes / 1)": round(cpu_ceiling(), 2), "1 worker s": round(one["seconds"], 1), "2 workers s": round(two["seconds"], 1),
         "speed-up (>= 1.7)": round(speed_up, 2), "workers target": verdict(speed_up >= RATIO_WORKERS),
         "same trials": one["trials"].equals(two["trials"]), "pruned": int((one["trials"].state == "pruned").sum()),
         "points asked again (not re-run)": one["reused"],
