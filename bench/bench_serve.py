@@ -277,6 +277,8 @@ def main() -> int:
         results["V2 ONNX, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
         results["V2 ONNX, 1 connection"] = wrk(url, one_row, threads=1, connections=1, duration=duration, folder=work)
         results["V2 ONNX, 1,000-row batch, 1 connection"] = wrk(url, batch, threads=1, connections=1, duration=duration, folder=work)
+        # The runtime's own time for the same rows, right after (the server idle): side by side, not minutes apart.
+        in_process = in_process_seconds(work / "onnx", schema, batch_rows)
     with serve(work / "onnx", "--workers", "2", "--metrics-dir", str(work / "metrics")) as server:
         time.sleep(5)  # the second worker loads its model
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
@@ -299,7 +301,6 @@ def main() -> int:
                     results[name] = wrk(url, mlserver_body(schema, single), threads=2, connections=8, duration=duration, folder=work)
             except (Refused, SystemExit) as error:
                 skipped[name] = str(error)
-    in_process = in_process_seconds(work / "onnx", schema, batch_rows)
 
     width = max(map(len, [*results, *skipped]))
     print(f"\n{'':<{width}}  {'req/s':>9}  {'p50 ms':>8}  {'p99 ms':>8}  errors")
