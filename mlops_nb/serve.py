@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -66,6 +67,10 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
                 settings.prediction_log_dir(), max_bytes=settings.log_max_bytes, queue_size=settings.log_queue_size,
                 on_drop=lambda rows: metrics.log_dropped.inc(rows),
             ).start()
+        # Everything loaded so far (libraries, the model) is long-lived: moved out of the garbage collector's sight,
+        # a full collection no longer walks it, which shortens the pauses that make the p99 latency.
+        gc.collect()
+        gc.freeze()
         watcher = asyncio.create_task(state.watch()) if settings.watch_stage else None
         try:
             yield
