@@ -337,8 +337,11 @@ def register(
         "metrics": metrics,
         "dirty": bool(problems),
     }
-    if paths.profile.is_file():  # the reference profile the evaluate stage writes beside the model (monitoring)
-        record["profile_sha256"] = sha256_file(paths.profile)
+    from mlops_nb.profile import workspace_card
+
+    # The reference profile the evaluate stage writes beside the model (monitoring), when it was written for it.
+    if (profile := workspace_card(paths.root).profile) is not None:
+        record["profile_sha256"] = profile.sha256
     onnx = _onnx_record(paths)
     if onnx is not None:
         record["onnx"] = onnx
