@@ -285,7 +285,8 @@ def retrain(
         load_params(root / "params.yaml")  # a bad --set fails here, before any run
         _command([_tool("dvc"), "repro"], root, what="repro")
         result.log("repro", True, "dvc repro")
-        _git(root, "add", "-A", "--", ".", *(f":(exclude){path}" for path in NEVER_COMMITTED), what="commit")
+        _git(root, "add", "-A", what="commit")
+        _git(root, "reset", "-q", "--", *NEVER_COMMITTED, what="commit")  # staged only if no .gitignore lists them
         _git(root, "commit", "-q", "-m", f"Retrain on {lineage.source} ({mode}, {len(batch)} rows)", what="commit")
         commit = _git(root, "rev-parse", "HEAD", what="commit")
         result.log("commit", True, f"commit {commit[:7]} on {result.branch}")
