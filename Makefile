@@ -9,6 +9,9 @@ export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
+# pytest-xdist processes for `make test` (a test file stays in one process: its module fixtures are shared)
+TEST_WORKERS ?= 2
+
 .PHONY: help install hooks run test test-fast lint check-sync lab docs docs-serve readme chromium postgresql plots-template bench experiments clean promtool wrk serve
 
 help:  ## list the targets
@@ -50,7 +53,7 @@ test: install hooks check-sync lint plots-template  ## set up and run every test
 	$(MAKE) --no-print-directory chromium
 	$(MAKE) --no-print-directory postgresql
 	$(MAKE) --no-print-directory promtool
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-fast: install promtool  ## the tests that do not run the whole pipeline
 	$(BIN)/nbdev-test nbs/api --n-workers 2
