@@ -203,9 +203,10 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     jobs.sort(key=lambda job: Path(job[0][0]).parent.name != "tutorials")
     workers = max(1, min(workers, len(jobs)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-        for (_, stamp, digest), done in zip(jobs, executor.map(process_job, [job for job, _, _ in jobs]), strict=True):
+        for number, ((_, stamp, digest), done) in enumerate(zip(jobs, executor.map(process_job, [job for job, _, _ in jobs]), strict=True), 1):
             stamp.write_text(digest)
-            logger.debug("processed %s", done)
+            # Executing the notebooks takes minutes: one line per notebook done, so the wait is not silent.
+            logger.info("processed %d/%d: %s", number, len(jobs), done)
     return processed
 
 # %% ../nbs/api/86_site.ipynb #fb784563
