@@ -304,6 +304,7 @@ class PredictionLog:
         for position, (name, column) in enumerate(record["rows"].items()):
             key = (start if position == 0 else b",") + orjson.dumps(name) + b":"
             parts.append([key + fragment for fragment in json_fragments(column, missing_as_null=True)])
+            time.sleep(0)  # let a waiting request take the interpreter between columns, not after the whole batch
         for position, (name, values) in enumerate(record["outputs"].items()):
             key = (b'},"output":{' if position == 0 else b",") + orjson.dumps(name) + b":"
             parts.append([key + fragment for fragment in json_fragments(values)])
