@@ -39,8 +39,9 @@ run: install hooks plots-template  ## set up, check params.yaml, run the whole p
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb metrics
 
-lint: install
-	$(BIN)/ruff check mlops_nb tests bench
+lint: install  ## ruff: lint the library, notebooks, tests and bench; check the notebooks, tests and bench are formatted
+	$(BIN)/ruff check mlops_nb nbs tests bench tools
+	$(BIN)/ruff format --check nbs tests bench tools
 
 check-sync: install  ## the library is in sync with the notebooks, and the notebooks are clean
 	$(BIN)/nbdev-export

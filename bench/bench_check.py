@@ -46,7 +46,12 @@ def main() -> int:
     saved = median(without_record) - median(with_record)
     ratio = median(with_record) / median(without_record)
     report = Report()
-    report.target("ingest with the check recorded / re-checking", f"{ratio:.2f}x ({saved:+.2f} s saved)", "< 1.0x", ratio < 1.0)
+    report.target(
+        "ingest with the check recorded / re-checking",
+        f"{ratio:.2f}x ({saved:+.2f} s saved)",
+        "< 1.0x",
+        ratio < 1.0,
+    )
     report.print()
     print(f"load average at the end: {load_average()}")
     return 0 if report.passed else 1

@@ -116,14 +116,20 @@ def evidently_python(venv: Path) -> Path | None:
         created = subprocess.run(["python3", "-m", "venv", str(venv)])
         if created.returncode != 0:
             return None
-        installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", EVIDENTLY, "pandas<3", "pyarrow"])
+        installed = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", EVIDENTLY, "pandas<3", "pyarrow"]
+        )
         if installed.returncode != 0:
             return None
-    check = subprocess.run([str(python), "-c", "import evidently; print(evidently.__version__)"], capture_output=True, text=True)
+    check = subprocess.run(
+        [str(python), "-c", "import evidently; print(evidently.__version__)"], capture_output=True, text=True
+    )
     return python if check.returncode == 0 else None
 
 
-def set_up(work: Path, arguments: argparse.Namespace) -> tuple[Path, dict[str, float], dict[str, Path], Path | None]:
+def set_up(
+    work: Path, arguments: argparse.Namespace
+) -> tuple[Path, dict[str, float], dict[str, Path], Path | None]:
     """The source data, the project with its pipeline run once (`dvc repro`), the batches, Evidently's venv."""
     source = work / "source.parquet"
     synthetic_frame(arguments.rows, seed=0).to_parquet(source, index=False)
@@ -143,7 +149,11 @@ def set_up(work: Path, arguments: argparse.Namespace) -> tuple[Path, dict[str, f
     repro = run(["dvc", "repro"], project, label="dvc repro, large data")
     walls = stage_walls(repro)
     print("  stage walls: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in walls.items()))
-    batches = {"unshifted": work / "current.parquet", "shifted": work / "shifted.parquet", "small": work / "small.parquet"}
+    batches = {
+        "unshifted": work / "current.parquet",
+        "shifted": work / "shifted.parquet",
+        "small": work / "small.parquet",
+    }
     write_batch(batches["unshifted"], arguments.rows, seed=1, shifted=False)
     write_batch(batches["shifted"], arguments.rows, seed=2, shifted=True)
     write_batch(batches["small"], 1000, seed=3, shifted=False)
@@ -151,12 +161,21 @@ def set_up(work: Path, arguments: argparse.Namespace) -> tuple[Path, dict[str, f
     if not arguments.no_evidently:
         python = evidently_python(arguments.evidently_venv)
         if python is None:
-            print(f"  {EVIDENTLY} could not be installed from PyPI into {arguments.evidently_venv}: its rows are skipped")
+            print(
+                f"  {EVIDENTLY} could not be installed from PyPI into {arguments.evidently_venv}: its rows are skipped"
+            )
     return project, walls, batches, python
 
 
-def measure(work: Path, project: Path, walls: dict[str, float], batches: dict[str, Path], evidently: Path | None,
-            arguments: argparse.Namespace, report: Report) -> None:
+def measure(
+    work: Path,
+    project: Path,
+    walls: dict[str, float],
+    batches: dict[str, Path],
+    evidently: Path | None,
+    arguments: argparse.Namespace,
+    report: Report,
+) -> None:
     """The measurements, side by side, on a quiet machine."""
     print(f"\n== 1. mlops-nb monitor on {arguments.rows:,} rows vs reading the file alone", flush=True)
     reads = []
@@ -168,48 +187,101 @@ def measure(work: Path, project: Path, walls: dict[str, float], batches: dict[st
     small = run([*monitor, str(batches["small"])], project, label="monitor, 1,000 rows", peak=True)
     peaks, verdicts = {}, {}
     for name in ("unshifted", "shifted"):
-        result = subprocess.run([PYTHON, str(BENCH_DIR / "peak_rss.py"), str(work / "peak"), *monitor, str(batches[name])],
-                                cwd=project, capture_output=True, text=True)
+        result = subprocess.run(
+            [PYTHON, str(BENCH_DIR / "peak_rss.py"), str(work / "peak"), *monitor, str(batches[name])],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode not in (0, 3):
             raise SystemExit(f"monitor failed: {result.stderr[-2000:]}")
         peaks[name] = int((work / "peak").read_text())
         verdicts[name] = json.loads((project / "reports" / "drift.json").read_text())["drifted_features"]
     # wall times without the peak wrapper in between, the best of two each
-    walls_monitor = {name: best_wall([*monitor, str(batches[name])], project) for name in ("small", "unshifted")}
+    walls_monitor = {
+        name: best_wall([*monitor, str(batches[name])], project) for name in ("small", "unshifted")
+    }
     net = walls_monitor["unshifted"] - walls_monitor["small"]
-    print(f"  read alone {read_seconds:.2f} s (best of 2); monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
-          f"{walls_monitor['small']:.2f} s on 1,000 rows (the fixed start-up: imports, papermill, model load, report)")
-    report.target("1. monitor minus fixed cost / read alone", f"{net / read_seconds:.2f}x ({net:.2f} vs {read_seconds:.2f} s)",
-                  f"<= {MONITOR_READ_RATIO}x", net / read_seconds <= MONITOR_READ_RATIO)
+    print(
+        f"  read alone {read_seconds:.2f} s (best of 2); monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
+        f"{walls_monitor['small']:.2f} s on 1,000 rows (the fixed start-up: imports, papermill, model load, report)"
+    )
+    report.target(
+        "1. monitor minus fixed cost / read alone",
+        f"{net / read_seconds:.2f}x ({net:.2f} vs {read_seconds:.2f} s)",
+        f"<= {MONITOR_READ_RATIO}x",
+        net / read_seconds <= MONITOR_READ_RATIO,
+    )
     print(f"  verdicts: unshifted -> {verdicts['unshifted'] or 'none'}; shifted -> {verdicts['shifted']}")
     expected = sorted([*SHIFTED_NUMERIC, SKEWED_CATEGORICAL])
-    report.target("1b. monitor verdicts", f"shifted {sorted(verdicts['shifted'])}, unshifted {verdicts['unshifted']}",
-                  f"{expected} / []", sorted(verdicts["shifted"]) == expected and not verdicts["unshifted"])
+    report.target(
+        "1b. monitor verdicts",
+        f"shifted {sorted(verdicts['shifted'])}, unshifted {verdicts['unshifted']}",
+        f"{expected} / []",
+        sorted(verdicts["shifted"]) == expected and not verdicts["unshifted"],
+    )
 
     print("\n== 3. peak memory of the monitor against the batch's in-memory size", flush=True)
     peak, base = peaks["unshifted"], small.peak_rss
-    print(f"  batch in memory {batch_bytes / 1e6:.0f} MB; monitor peak {peak / 1e6:.0f} MB; on 1,000 rows {base / 1e6:.0f} MB")
-    report.target("3. monitor peak minus its 1,000-row peak / batch size", f"{(peak - base) / batch_bytes:.2f}x "
-                  f"(peak {peak / batch_bytes:.2f}x the batch, all in)", f"<= {MEMORY_FACTOR}x", (peak - base) / batch_bytes <= MEMORY_FACTOR)
+    print(
+        f"  batch in memory {batch_bytes / 1e6:.0f} MB; monitor peak {peak / 1e6:.0f} MB; on 1,000 rows {base / 1e6:.0f} MB"
+    )
+    report.target(
+        "3. monitor peak minus its 1,000-row peak / batch size",
+        f"{(peak - base) / batch_bytes:.2f}x (peak {peak / batch_bytes:.2f}x the batch, all in)",
+        f"<= {MEMORY_FACTOR}x",
+        (peak - base) / batch_bytes <= MEMORY_FACTOR,
+    )
 
     if evidently is not None:
-        print(f"\n== 2. Evidently {EVIDENTLY} DataDriftPreset, same data (reference: the 800k-row training split)", flush=True)
+        print(
+            f"\n== 2. Evidently {EVIDENTLY} DataDriftPreset, same data (reference: the 800k-row training split)",
+            flush=True,
+        )
         found = {}
         for name in ("unshifted", "shifted"):
             out = work / f"evidently-{name}.json"
             begun = time.perf_counter()
-            ran = run([str(evidently), str(BENCH_DIR / "evidently_drift.py"), str(project / "data/prepared/train.parquet"),
-                       str(batches[name]), str(out), "label"], project, label=f"evidently {name}", peak=True)
-            found[name] = {**json.loads(out.read_text()), "wall": time.perf_counter() - begun, "peak": ran.peak_rss}
-            print(f"  {name}: Report.run {found[name]['seconds']:.1f} s (process {found[name]['wall']:.1f} s, "
-                  f"peak {ran.peak_rss / 1e9:.2f} GB); drifted {found[name]['drifted'] or 'none'}", flush=True)
+            ran = run(
+                [
+                    str(evidently),
+                    str(BENCH_DIR / "evidently_drift.py"),
+                    str(project / "data/prepared/train.parquet"),
+                    str(batches[name]),
+                    str(out),
+                    "label",
+                ],
+                project,
+                label=f"evidently {name}",
+                peak=True,
+            )
+            found[name] = {
+                **json.loads(out.read_text()),
+                "wall": time.perf_counter() - begun,
+                "peak": ran.peak_rss,
+            }
+            print(
+                f"  {name}: Report.run {found[name]['seconds']:.1f} s (process {found[name]['wall']:.1f} s, "
+                f"peak {ran.peak_rss / 1e9:.2f} GB); drifted {found[name]['drifted'] or 'none'}",
+                flush=True,
+            )
         speedup = found["unshifted"]["seconds"] / walls_monitor["unshifted"]
-        report.target("2. Evidently Report.run alone / whole mlops-nb monitor command", f"{speedup:.1f}x "
-                      f"({found['unshifted']['seconds']:.1f} vs {walls_monitor['unshifted']:.1f} s)",
-                      f">= {EVIDENTLY_SPEEDUP}x", speedup >= EVIDENTLY_SPEEDUP)
-        same = sorted(found["shifted"]["drifted"]) == sorted(verdicts["shifted"]) and found["unshifted"]["drifted"] == verdicts["unshifted"]
-        report.target("2b. same verdicts as Evidently", f"Evidently shifted {found['shifted']['drifted']}, "
-                      f"unshifted {found['unshifted']['drifted']}", "equal", same)
+        report.target(
+            "2. Evidently Report.run alone / whole mlops-nb monitor command",
+            f"{speedup:.1f}x ({found['unshifted']['seconds']:.1f} vs {walls_monitor['unshifted']:.1f} s)",
+            f">= {EVIDENTLY_SPEEDUP}x",
+            speedup >= EVIDENTLY_SPEEDUP,
+        )
+        same = (
+            sorted(found["shifted"]["drifted"]) == sorted(verdicts["shifted"])
+            and found["unshifted"]["drifted"] == verdicts["unshifted"]
+        )
+        report.target(
+            "2b. same verdicts as Evidently",
+            f"Evidently shifted {found['shifted']['drifted']}, unshifted {found['unshifted']['drifted']}",
+            "equal",
+            same,
+        )
     elif not arguments.no_evidently:
         report.target("2. Evidently comparison", "skipped: Evidently could not be installed", ">= 10x", False)
 
@@ -219,25 +291,48 @@ def measure(work: Path, project: Path, walls: dict[str, float], batches: dict[st
     # Last, as it rewrites the model (the profile no longer matches it afterwards): the train stage, timed here.
     train_wall = run(["mlops-nb", "stage", "train"], project, label="mlops-nb stage train").seconds
     share = (read_train + build) / train_wall
-    print(f"  {int(rows):,} training rows: read {read_train:.2f} s + build_profile {build:.2f} s; train stage {train_wall:.1f} s "
-          f"(in the first dvc repro: {walls.get('train', 0.0):.1f} s)")
-    report.target("4. profile (read + build) / train stage", f"{share:.1%}", f"<= {PROFILE_SHARE:.0%}", share <= PROFILE_SHARE)
+    print(
+        f"  {int(rows):,} training rows: read {read_train:.2f} s + build_profile {build:.2f} s; train stage {train_wall:.1f} s "
+        f"(in the first dvc repro: {walls.get('train', 0.0):.1f} s)"
+    )
+    report.target(
+        "4. profile (read + build) / train stage",
+        f"{share:.1%}",
+        f"<= {PROFILE_SHARE:.0%}",
+        share <= PROFILE_SHARE,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the source and of each new batch")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows of the source and of each new batch"
+    )
     parser.add_argument("--no-evidently", action="store_true", help="skip the Evidently comparison")
-    parser.add_argument("--evidently-venv", type=Path, default=REPO_ROOT / ".bench" / "evidently", help="Evidently's virtualenv")
-    parser.add_argument("--tuning", action="store_true", help="tune as the large-data pipeline bench does (default: tune.n_trials = 0)")
-    parser.add_argument("--lock", type=Path, help="the machine lock: set-up holds it shared, measurements exclusively")
+    parser.add_argument(
+        "--evidently-venv",
+        type=Path,
+        default=REPO_ROOT / ".bench" / "evidently",
+        help="Evidently's virtualenv",
+    )
+    parser.add_argument(
+        "--tuning",
+        action="store_true",
+        help="tune as the large-data pipeline bench does (default: tune.n_trials = 0)",
+    )
+    parser.add_argument(
+        "--lock", type=Path, help="the machine lock: set-up holds it shared, measurements exclusively"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     arguments = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     work = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
     report = Report()
     started = time.perf_counter()
-    print(f"monitor benchmark: {os.cpu_count()} CPUs, work dir {work}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"monitor benchmark: {os.cpu_count()} CPUs, work dir {work}, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     try:
         with machine_lock(arguments.lock, exclusive=False):
             project, walls, batches, evidently_python_path = set_up(work, arguments)

@@ -169,7 +169,12 @@ def bench_changed_param(work: Path, project: Path, bare_project: Path, repeats: 
 
     def set_value(project: Path, index: int) -> None:
         # A new value each time, so DVC's run cache cannot restore an earlier result.
-        edit_params(project, lambda params: params["train"]["hyperparameters"]["random_forest"].update(n_estimators=201 + index))
+        edit_params(
+            project,
+            lambda params: params["train"]["hyperparameters"]["random_forest"].update(
+                n_estimators=201 + index
+            ),
+        )
 
     def dvc(index: int) -> None:
         set_value(project, index)
@@ -181,7 +186,9 @@ def bench_changed_param(work: Path, project: Path, bare_project: Path, repeats: 
     def bare(index: int) -> None:
         set_value(bare_project, index)
         script = write_bare_script(bare_project, work / "bare_train_evaluate.py", CHANGED_TRAIN_RERUNS[1:])
-        bare_times.append(run([PYTHON, str(script)], bare_project, label="bare train + evaluate + export").seconds)
+        bare_times.append(
+            run([PYTHON, str(script)], bare_project, label="bare train + evaluate + export").seconds
+        )
 
     def after(index: int) -> None:
         print(
@@ -421,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_stages(work, full, arguments.repeats)
             bench_imports(arguments.repeats)
         if not arguments.quick:
-            bench_large(work, arguments.rows, arguments.large_repeats, report, encoding=arguments.large_encoding)
+            bench_large(
+                work, arguments.rows, arguments.large_repeats, report, encoding=arguments.large_encoding
+            )
     finally:
         if arguments.keep:
             print(f"\nprojects kept in {work}")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 BIN = Path(sys.executable).parent
-NOOP_APP = '''
+NOOP_APP = """
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -43,7 +43,7 @@ app = FastAPI()
 async def noop(request: Request) -> Response:
     await request.body()
     return Response(b'{"ok": true}', media_type="application/json")
-'''
+"""
 
 
 def free_port() -> int:
@@ -71,8 +71,13 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> Non
 class Started:
     def __init__(self, command: list[str], cwd: Path, ready_path: str, port: int):
         self.port = port
-        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        )
         wait_ready(f"http://127.0.0.1:{port}{ready_path}", self.process)
 
     def __enter__(self) -> Started:
@@ -92,7 +97,9 @@ class Refused(Exception):
 
 def check_answer(url: str, body: bytes) -> None:
     """One request before the load: a server that refuses the body is named with its answer, not timed."""
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             response.read()
@@ -100,21 +107,29 @@ def check_answer(url: str, body: bytes) -> None:
         raise Refused(f"{url} refused the benchmark's request: {error.code} {error.read()[:500]!r}") from None
 
 
-def wrk(url: str, body: bytes, *, threads: int, connections: int, duration: int, folder: Path) -> dict[str, float]:
+def wrk(
+    url: str, body: bytes, *, threads: int, connections: int, duration: int, folder: Path
+) -> dict[str, float]:
     """Requests/s, p50 and p99 latency (ms) and errors of a wrk run POSTing `body`."""
     check_answer(url, body)
     body_file = folder / f"body-{len(body)}.json"
     body_file.write_bytes(body)
     script = folder / f"post-{len(body)}.lua"
-    script.write_text(textwrap.dedent(f'''
+    script.write_text(
+        textwrap.dedent(f'''
         local file = io.open("{body_file}", "rb")
         wrk.method = "POST"
         wrk.body = file:read("*a")
         file:close()
         wrk.headers["Content-Type"] = "application/json"
-    '''))
-    result = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-                            capture_output=True, text=True, check=True)
+    ''')
+    )
+    result = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     output = result.stdout
 
     def latency(percentile: str) -> float:
@@ -127,7 +142,8 @@ def wrk(url: str, body: bytes, *, threads: int, connections: int, duration: int,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
-        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     }
 
 
@@ -142,31 +158,64 @@ def make_model(project: Path) -> dict:
     frame = clean(read_source("sample:penguins")[0], target="species")
     schema = infer_schema(frame, target="species", task="classification")
     train, test = split_train_test(frame, target="species", task="classification")
-    pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters={"n_estimators": 200}).fit(*split_xy(train, schema))
+    pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters={"n_estimators": 200}).fit(
+        *split_xy(train, schema)
+    )
     (project / "models").mkdir(parents=True)
     (project / "params.yaml").write_text("{}\n")
     (project / "dvc.yaml").write_text("stages: {}\n")
-    write_json({"schema": schema.model_dump(mode="json"), "artifact": {"sha256": save_model(pipeline, project / "models" / "model.skops")}},
-               project / "models" / "card.json")
+    write_json(
+        {
+            "schema": schema.model_dump(mode="json"),
+            "artifact": {"sha256": save_model(pipeline, project / "models" / "model.skops")},
+        },
+        project / "models" / "card.json",
+    )
     export_onnx(pipeline, schema, test, project / ONNX_FOLDER)
     return {"schema": schema, "frame": frame, "pipeline": pipeline}
 
 
 def v2_body(schema, rows: list[dict]) -> bytes:
-    inputs = [{"name": column.name, "shape": [len(rows)], "datatype": "FP64" if column.kind == "numeric" else "BYTES",
-               "data": [row[column.name] for row in rows]} for column in schema.columns]
+    inputs = [
+        {
+            "name": column.name,
+            "shape": [len(rows)],
+            "datatype": "FP64" if column.kind == "numeric" else "BYTES",
+            "data": [row[column.name] for row in rows],
+        }
+        for column in schema.columns
+    ]
     return json.dumps({"inputs": inputs}).encode()
 
 
 def rows_of(frame, schema, n: int) -> list[dict]:
     rows = []
     for record in frame.sample(n=n, replace=True, random_state=0).to_dict(orient="records"):
-        rows.append({column.name: (None if (record[column.name] == "" if column.kind == "categorical" else record[column.name] != record[column.name]) else record[column.name])
-                     for column in schema.columns})
+        rows.append(
+            {
+                column.name: (
+                    None
+                    if (
+                        record[column.name] == ""
+                        if column.kind == "categorical"
+                        else record[column.name] != record[column.name]
+                    )
+                    else record[column.name]
+                )
+                for column in schema.columns
+            }
+        )
     return rows
 
 
-MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0", "scikit-learn==1.9.1", "pandas==3.1.1", "numpy==2.4.6"]
+MLSERVER_PACKAGES = [
+    "mlserver==1.7.1",
+    "mlserver-sklearn==1.7.1",
+    "uvloop==0.21.0",
+    "scikit-learn==1.9.1",
+    "pandas==3.1.1",
+    "numpy==2.4.6",
+]
 
 
 def mlserver_venv(folder: Path) -> tuple[Path | None, str]:
@@ -176,10 +225,15 @@ def mlserver_venv(folder: Path) -> tuple[Path | None, str]:
         made = subprocess.run([sys.executable, "-m", "venv", str(folder)], capture_output=True, text=True)
         if made.returncode != 0:
             return None, f"python -m venv failed: {made.stderr.strip()[-300:]}"
-        installed = subprocess.run([str(folder / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES], capture_output=True, text=True)
+        installed = subprocess.run(
+            [str(folder / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES], capture_output=True, text=True
+        )
         if installed.returncode != 0:
             shutil.rmtree(folder, ignore_errors=True)
-            return None, f"pip could not install {' '.join(MLSERVER_PACKAGES)}: {installed.stderr.strip()[-300:]}"
+            return (
+                None,
+                f"pip could not install {' '.join(MLSERVER_PACKAGES)}: {installed.stderr.strip()[-300:]}",
+            )
     return folder, ""
 
 
@@ -214,10 +268,26 @@ def mlserver_model(folder: Path, pipeline, port: int) -> None:
                 step.__class__ = SimpleImputer
     folder.mkdir(parents=True)
     joblib.dump(plain, folder / "model.joblib")
-    (folder / "model-settings.json").write_text(json.dumps(
-        {"name": "model", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib", "version": "v1"}}))
-    (folder / "settings.json").write_text(json.dumps(
-        {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(), "debug": False}))
+    (folder / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "model",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "v1"},
+            }
+        )
+    )
+    (folder / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "debug": False,
+            }
+        )
+    )
 
 
 def in_process_seconds(project: Path, schema, rows: list[dict], *, repeats: int = 30) -> float:
@@ -242,7 +312,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run (default 15)")
     parser.add_argument("--quick", action="store_true", help="5 s runs")
-    parser.add_argument("--mlserver", action="store_true", help="add MLServer's scikit-learn runtime (separate venv, made once)")
+    parser.add_argument(
+        "--mlserver",
+        action="store_true",
+        help="add MLServer's scikit-learn runtime (separate venv, made once)",
+    )
     arguments = parser.parse_args()
     duration = 5 if arguments.quick else arguments.duration
     if shutil.which("wrk") is None:
@@ -254,7 +328,10 @@ def main() -> int:
     fallback = work / "sklearn"
     shutil.copytree(work / "onnx", fallback)
     shutil.rmtree(fallback / "models" / "onnx")
-    complete = model["frame"][model["frame"][schema.feature_columns].ne("").all(axis=1) & model["frame"][schema.numeric_columns].notna().all(axis=1)]
+    complete = model["frame"][
+        model["frame"][schema.feature_columns].ne("").all(axis=1)
+        & model["frame"][schema.numeric_columns].notna().all(axis=1)
+    ]
     single = rows_of(complete, schema, 1)
     one_row = v2_body(schema, single)
     batch_rows = rows_of(model["frame"], schema, 1000)
@@ -264,28 +341,65 @@ def main() -> int:
 
     def serve(project: Path, *extra: str) -> Started:
         port = free_port()
-        return Started([str(BIN / "mlops-nb"), "serve", "--port", str(port), "--log-dir", str(work / "logs"), *extra], project, "/v2/health/ready", port)
+        return Started(
+            [str(BIN / "mlops-nb"), "serve", "--port", str(port), "--log-dir", str(work / "logs"), *extra],
+            project,
+            "/v2/health/ready",
+            port,
+        )
 
     port = free_port()
-    with Started([str(BIN / "python"), "-m", "uvicorn", "noop:app", "--port", str(port), "--log-level", "warning", "--no-access-log",
-                  "--loop", "uvloop", "--http", "httptools"], work, "/noop", port) as noop:
+    with Started(
+        [
+            str(BIN / "python"),
+            "-m",
+            "uvicorn",
+            "noop:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        work,
+        "/noop",
+        port,
+    ) as noop:
         url = f"http://127.0.0.1:{noop.port}/noop"
-        results["no-op FastAPI, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
-        results["no-op FastAPI, 1 connection"] = wrk(url, one_row, threads=1, connections=1, duration=duration, folder=work)
+        results["no-op FastAPI, 8 connections"] = wrk(
+            url, one_row, threads=2, connections=8, duration=duration, folder=work
+        )
+        results["no-op FastAPI, 1 connection"] = wrk(
+            url, one_row, threads=1, connections=1, duration=duration, folder=work
+        )
     with serve(work / "onnx") as server:
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
-        results["V2 ONNX, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
-        results["V2 ONNX, 1 connection"] = wrk(url, one_row, threads=1, connections=1, duration=duration, folder=work)
-        results["V2 ONNX, 1,000-row batch, 1 connection"] = wrk(url, batch, threads=1, connections=1, duration=duration, folder=work)
+        results["V2 ONNX, 8 connections"] = wrk(
+            url, one_row, threads=2, connections=8, duration=duration, folder=work
+        )
+        results["V2 ONNX, 1 connection"] = wrk(
+            url, one_row, threads=1, connections=1, duration=duration, folder=work
+        )
+        results["V2 ONNX, 1,000-row batch, 1 connection"] = wrk(
+            url, batch, threads=1, connections=1, duration=duration, folder=work
+        )
         # The runtime's own time for the same rows, right after (the server idle): side by side, not minutes apart.
         in_process = in_process_seconds(work / "onnx", schema, batch_rows)
     with serve(work / "onnx", "--workers", "2", "--metrics-dir", str(work / "metrics")) as server:
         time.sleep(5)  # the second worker loads its model
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
-        results["V2 ONNX, --workers 2, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+        results["V2 ONNX, --workers 2, 8 connections"] = wrk(
+            url, one_row, threads=2, connections=8, duration=duration, folder=work
+        )
     with serve(fallback) as server:
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
-        results["V2 scikit-learn fallback, 8 connections"] = wrk(url, one_row, threads=2, connections=8, duration=duration, folder=work)
+        results["V2 scikit-learn fallback, 8 connections"] = wrk(
+            url, one_row, threads=2, connections=8, duration=duration, folder=work
+        )
     skipped: dict[str, str] = {}
     if arguments.mlserver:
         name = "MLServer 1.7.1 sklearn runtime, 8 connections"
@@ -296,16 +410,30 @@ def main() -> int:
             port = free_port()
             mlserver_model(work / "mlserver", model["pipeline"], port)
             try:
-                with Started([str(venv / "bin" / "mlserver"), "start", str(work / "mlserver")], work / "mlserver", "/v2/health/ready", port) as mlserver:
+                with Started(
+                    [str(venv / "bin" / "mlserver"), "start", str(work / "mlserver")],
+                    work / "mlserver",
+                    "/v2/health/ready",
+                    port,
+                ) as mlserver:
                     url = f"http://127.0.0.1:{mlserver.port}/v2/models/model/infer"
-                    results[name] = wrk(url, mlserver_body(schema, single), threads=2, connections=8, duration=duration, folder=work)
+                    results[name] = wrk(
+                        url,
+                        mlserver_body(schema, single),
+                        threads=2,
+                        connections=8,
+                        duration=duration,
+                        folder=work,
+                    )
             except (Refused, SystemExit) as error:
                 skipped[name] = str(error)
 
     width = max(map(len, [*results, *skipped]))
     print(f"\n{'':<{width}}  {'req/s':>9}  {'p50 ms':>8}  {'p99 ms':>8}  errors")
     for name, figures in results.items():
-        print(f"{name:<{width}}  {figures['rps']:>9.0f}  {figures['p50_ms']:>8.2f}  {figures['p99_ms']:>8.2f}  {figures['errors']}")
+        print(
+            f"{name:<{width}}  {figures['rps']:>9.0f}  {figures['p50_ms']:>8.2f}  {figures['p99_ms']:>8.2f}  {figures['errors']}"
+        )
     for name, why in skipped.items():
         print(f"{name:<{width}}  skipped: {why}")
 
@@ -323,19 +451,46 @@ def main() -> int:
     batch_row = results["V2 ONNX, 1,000-row batch, 1 connection"]
     batch_ratio = None if batch_row["errors"] else batch_row["p50_ms"] / 1000 / in_process
     targets = [
-        ("V2 single row / no-op, 8 connections", single, f"{single:.3f}x" if single else "errors", single is not None and single >= 0.15, ">= 0.15x"),
-        ("V2 single row p99, 8 connections", v2, f"{v2['p99_ms']:.2f} ms", not v2["errors"] and v2["p99_ms"] <= 10, "<= 10 ms"),
+        (
+            "V2 single row / no-op, 8 connections",
+            single,
+            f"{single:.3f}x" if single else "errors",
+            single is not None and single >= 0.15,
+            ">= 0.15x",
+        ),
+        (
+            "V2 single row p99, 8 connections",
+            v2,
+            f"{v2['p99_ms']:.2f} ms",
+            not v2["errors"] and v2["p99_ms"] <= 10,
+            "<= 10 ms",
+        ),
         ("V2 errors", v2, str(v2["errors"]), v2["errors"] == 0, "0"),
-        ("1,000-row batch p50 / in-process ONNX predict", batch_ratio,
-         f"{batch_ratio:.2f}x ({in_process * 1000:.2f} ms in process)" if batch_ratio else f"{batch_row['errors']} errors", batch_ratio is not None and batch_ratio <= 1.5, "<= 1.5x"),
+        (
+            "1,000-row batch p50 / in-process ONNX predict",
+            batch_ratio,
+            f"{batch_ratio:.2f}x ({in_process * 1000:.2f} ms in process)"
+            if batch_ratio
+            else f"{batch_row['errors']} errors",
+            batch_ratio is not None and batch_ratio <= 1.5,
+            "<= 1.5x",
+        ),
     ]
     for label, numerator, denominator in [
         ("--workers 2 / 1 worker", "V2 ONNX, --workers 2, 8 connections", "V2 ONNX, 8 connections"),
         ("scikit-learn fallback / ONNX", "V2 scikit-learn fallback, 8 connections", "V2 ONNX, 8 connections"),
-        ("V2 ONNX / MLServer sklearn runtime", "V2 ONNX, 8 connections", "MLServer 1.7.1 sklearn runtime, 8 connections"),
+        (
+            "V2 ONNX / MLServer sklearn runtime",
+            "V2 ONNX, 8 connections",
+            "MLServer 1.7.1 sklearn runtime, 8 connections",
+        ),
         ("V2 ONNX 1 connection / no-op 1 connection", "V2 ONNX, 1 connection", "no-op FastAPI, 1 connection"),
     ]:
-        if numerator in results and denominator in results and (figure := ratio(numerator, denominator)) is not None:
+        if (
+            numerator in results
+            and denominator in results
+            and (figure := ratio(numerator, denominator)) is not None
+        ):
             print(f"{label}: {figure:.3f}x")
     for name, _, measured, passed, target in targets:
         print(f"{'PASS' if passed else 'FAIL'}  {name}: {measured} (target {target})")

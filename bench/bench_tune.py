@@ -42,11 +42,17 @@ from mlops_nb.tune import make_objective, make_pruner, make_sampler, trials_fram
 from mlops_nb.validate import clean, infer_schema  # noqa: E402
 
 GRID = {"n_estimators": [50, 100, 200], "max_depth": [None, 10, 20], "min_samples_split": [2, 5, 10]}
-SPACE = TuneParams.model_validate({"search_space": {"random_forest": {
-    "n_estimators": {"type": "int", "choices": GRID["n_estimators"]},
-    "max_depth": {"type": "categorical", "choices": GRID["max_depth"]},
-    "min_samples_split": {"type": "int", "choices": GRID["min_samples_split"]},
-}}}).search_space_for("random_forest")
+SPACE = TuneParams.model_validate(
+    {
+        "search_space": {
+            "random_forest": {
+                "n_estimators": {"type": "int", "choices": GRID["n_estimators"]},
+                "max_depth": {"type": "categorical", "choices": GRID["max_depth"]},
+                "min_samples_split": {"type": "int", "choices": GRID["min_samples_split"]},
+            }
+        }
+    }
+).search_space_for("random_forest")
 FOLDS, SEED, METRIC = 5, 42, "accuracy"
 RATIO_GRID, RATIO_WORKERS, STORAGE_MS = 1 / 3, 1.7, 20.0
 
@@ -71,7 +77,9 @@ def grid_search(schema, X, y) -> tuple[float, float, float]:
 
     pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters={}, seed=SEED)
     grid = {f"model__{name}": values for name, values in GRID.items()}
-    search = GridSearchCV(pipeline, grid, scoring=METRIC, cv=cv_splitter("classification", cv_folds=FOLDS, seed=SEED), n_jobs=2)
+    search = GridSearchCV(
+        pipeline, grid, scoring=METRIC, cv=cv_splitter("classification", cv_folds=FOLDS, seed=SEED), n_jobs=2
+    )
     started = time.perf_counter()
     search.fit(X, y)
     seconds = time.perf_counter() - started
@@ -79,14 +87,27 @@ def grid_search(schema, X, y) -> tuple[float, float, float]:
     return float(search.best_score_), standard_error, seconds
 
 
-def optuna_search(schema, X, y, *, workers: int, n_trials: int, targets: dict[str, float] | None = None) -> dict:
+def optuna_search(
+    schema, X, y, *, workers: int, n_trials: int, targets: dict[str, float] | None = None
+) -> dict:
     """The stage's tuning path: TPE, median pruning, `workers` processes, the embedded journal; with `targets`, the
     seconds until a trial first scored at least each target."""
-    objective = make_objective(X, y, schema=schema, model_name="random_forest", search_space=SPACE, cv_folds=FOLDS, seed=SEED, metric=METRIC)
+    objective = make_objective(
+        X,
+        y,
+        schema=schema,
+        model_name="random_forest",
+        search_space=SPACE,
+        cv_folds=FOLDS,
+        seed=SEED,
+        metric=METRIC,
+    )
     folder = Path(tempfile.mkdtemp())
     study = optuna.create_study(
-        storage=make_storage(None, journal_path=folder / "study.journal"), direction="maximize",
-        sampler=make_sampler("tpe", SPACE, seed=SEED), pruner=make_pruner("median", cv_folds=FOLDS),
+        storage=make_storage(None, journal_path=folder / "study.journal"),
+        direction="maximize",
+        sampler=make_sampler("tpe", SPACE, seed=SEED),
+        pruner=make_pruner("median", cv_folds=FOLDS),
     )
     reached: dict[str, float] = {}
     started = time.perf_counter()
@@ -96,10 +117,23 @@ def optuna_search(schema, X, y, *, workers: int, n_trials: int, targets: dict[st
             if name not in reached and trial.value is not None and trial.value >= target - 1e-9:
                 reached[name] = time.perf_counter() - started
 
-    run_batched(study, objective, n_trials=n_trials, workers=workers, batch_size=4, pruner="median",
-                show_progress_bar=False, callbacks=[watch])
-    return {"best": study.best_value, "seconds": time.perf_counter() - started, "reached": reached,
-            "trials": trials_frame(study), "reused": sum("same_as" in trial.user_attrs for trial in study.get_trials(deepcopy=False))}
+    run_batched(
+        study,
+        objective,
+        n_trials=n_trials,
+        workers=workers,
+        batch_size=4,
+        pruner="median",
+        show_progress_bar=False,
+        callbacks=[watch],
+    )
+    return {
+        "best": study.best_value,
+        "seconds": time.perf_counter() - started,
+        "reached": reached,
+        "trials": trials_frame(study),
+        "reused": sum("same_as" in trial.user_attrs for trial in study.get_trials(deepcopy=False)),
+    }
 
 
 class _Trivial:
@@ -125,9 +159,19 @@ def storage_overhead(n_trials: int, repeats: int = 3) -> tuple[float, float]:
         for journal in (True, False):
             folder = Path(tempfile.mkdtemp())
             storage = make_storage(None, journal_path=folder / "study.journal") if journal else None
-            study = optuna.create_study(storage=storage, direction="maximize", sampler=make_sampler("tpe", SPACE, seed=0))
+            study = optuna.create_study(
+                storage=storage, direction="maximize", sampler=make_sampler("tpe", SPACE, seed=0)
+            )
             started = time.perf_counter()
-            run_batched(study, _Trivial(), n_trials=n_trials, workers=1, batch_size=4, pruner="none", show_progress_bar=False)
+            run_batched(
+                study,
+                _Trivial(),
+                n_trials=n_trials,
+                workers=1,
+                batch_size=4,
+                pruner="none",
+                show_progress_bar=False,
+            )
             timings[journal].append((time.perf_counter() - started) * 1000 / n_trials)
     return min(timings[True]), min(timings[False])
 
@@ -142,14 +186,25 @@ def _seconds(value: float | None) -> float | None:
 
 def grid_part(name: str, schema, X, y, n_trials: int) -> tuple[dict, dict]:
     grid_best, standard_error, grid_seconds = grid_search(schema, X, y)
-    two = optuna_search(schema, X, y, workers=2, n_trials=n_trials,
-                        targets={"best": grid_best, "within 1 SE": grid_best - standard_error})
+    two = optuna_search(
+        schema,
+        X,
+        y,
+        workers=2,
+        n_trials=n_trials,
+        targets={"best": grid_best, "within 1 SE": grid_best - standard_error},
+    )
     reached = two["reached"].get("best")
     ratio = None if reached is None else reached / grid_seconds
     row = {
-        "data": name, "grid best": round(grid_best, 4), "grid 1 SE": round(standard_error, 4), "grid s": round(grid_seconds, 1),
-        "optuna best": round(two["best"], 4), "optuna s (all trials)": round(two["seconds"], 1),
-        "optuna s to grid best": _seconds(reached), "ratio (<= 0.33)": None if ratio is None else round(ratio, 2),
+        "data": name,
+        "grid best": round(grid_best, 4),
+        "grid 1 SE": round(standard_error, 4),
+        "grid s": round(grid_seconds, 1),
+        "optuna best": round(two["best"], 4),
+        "optuna s (all trials)": round(two["seconds"], 1),
+        "optuna s to grid best": _seconds(reached),
+        "ratio (<= 0.33)": None if ratio is None else round(ratio, 2),
         "grid target": verdict(ratio is not None and ratio <= RATIO_GRID),
         "optuna s to within 1 SE": _seconds(two["reached"].get("within 1 SE")),
     }
@@ -187,19 +242,35 @@ def workers_part(name: str, schema, X, y, n_trials: int, two: dict | None = None
     one = optuna_search(schema, X, y, workers=1, n_trials=n_trials)
     speed_up = one["seconds"] / two["seconds"]
     return {
-        "data": name, "CPU ceiling (2 processes / 1)": round(cpu_ceiling(), 2), "1 worker s": round(one["seconds"], 1), "2 workers s": round(two["seconds"], 1),
-        "speed-up (>= 1.7)": round(speed_up, 2), "workers target": verdict(speed_up >= RATIO_WORKERS),
-        "same trials": one["trials"].equals(two["trials"]), "pruned": int((one["trials"].state == "pruned").sum()),
+        "data": name,
+        "CPU ceiling (2 processes / 1)": round(cpu_ceiling(), 2),
+        "1 worker s": round(one["seconds"], 1),
+        "2 workers s": round(two["seconds"], 1),
+        "speed-up (>= 1.7)": round(speed_up, 2),
+        "workers target": verdict(speed_up >= RATIO_WORKERS),
+        "same trials": one["trials"].equals(two["trials"]),
+        "pruned": int((one["trials"].state == "pruned").sum()),
         "points asked again (not re-run)": one["reused"],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["grid", "workers", "storage", "all"], default="all", help="what to measure (default all)")
-    parser.add_argument("--data", choices=["penguins", "synthetic", "both"], default="both", help="data sets (default both)")
-    parser.add_argument("--rows", type=int, default=10_000, help="rows of the synthetic data set (default 10,000)")
-    parser.add_argument("--trials", type=int, default=27, help="Optuna's trial budget (default 27, the grid's size)")
+    parser.add_argument(
+        "--part",
+        choices=["grid", "workers", "storage", "all"],
+        default="all",
+        help="what to measure (default all)",
+    )
+    parser.add_argument(
+        "--data", choices=["penguins", "synthetic", "both"], default="both", help="data sets (default both)"
+    )
+    parser.add_argument(
+        "--rows", type=int, default=10_000, help="rows of the synthetic data set (default 10,000)"
+    )
+    parser.add_argument(
+        "--trials", type=int, default=27, help="Optuna's trial budget (default 27, the grid's size)"
+    )
     parser.add_argument("--quick", action="store_true", help="penguins only")
     arguments = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -224,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.part in ("storage", "all"):
         journal_ms, memory_ms = storage_overhead(200)
         overhead = journal_ms - memory_ms
-        print(f"\nstorage per trial (trivial objective, 200 trials, best of 3): journal file {journal_ms:.1f} ms, "
-              f"in memory {memory_ms:.1f} ms: journal overhead {overhead:.1f} ms (<= {STORAGE_MS:.0f}) {verdict(overhead <= STORAGE_MS)}")
+        print(
+            f"\nstorage per trial (trivial objective, 200 trials, best of 3): journal file {journal_ms:.1f} ms, "
+            f"in memory {memory_ms:.1f} ms: journal overhead {overhead:.1f} ms (<= {STORAGE_MS:.0f}) {verdict(overhead <= STORAGE_MS)}"
+        )
     with open("/proc/loadavg") as load:
         print("load average after:", " ".join(load.read().split()[:3]))
     return 0

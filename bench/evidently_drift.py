@@ -30,16 +30,32 @@ def main() -> int:
         if not name.startswith("ValueDrift("):
             continue
         column = name.split("column=", 1)[1].split(",", 1)[0].rstrip(")")
-        threshold = float(name.split("threshold=", 1)[1].split(",", 1)[0].rstrip(")")) if "threshold=" in name else 0.1
+        threshold = (
+            float(name.split("threshold=", 1)[1].split(",", 1)[0].rstrip(")"))
+            if "threshold=" in name
+            else 0.1
+        )
         method = name.split("method=", 1)[1].split(",", 1)[0] if "method=" in name else ""
         value = float(metric["value"])
         scores[column] = {"value": value, "threshold": threshold, "method": method}
         # p-value methods drift below the threshold, distances above it
-        if ("p_value" in method.lower() or "test" in method.lower()) and value < threshold or not (
-            "p_value" in method.lower() or "test" in method.lower()) and value >= threshold:
+        if (
+            ("p_value" in method.lower() or "test" in method.lower())
+            and value < threshold
+            or not ("p_value" in method.lower() or "test" in method.lower())
+            and value >= threshold
+        ):
             drifted.append(column)
     with open(out, "w") as stream:
-        json.dump({"seconds": seconds, "drifted": sorted(drifted), "scores": scores, "version": evidently.__version__}, stream)
+        json.dump(
+            {
+                "seconds": seconds,
+                "drifted": sorted(drifted),
+                "scores": scores,
+                "version": evidently.__version__,
+            },
+            stream,
+        )
     return 0
 
 

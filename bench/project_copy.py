@@ -20,7 +20,18 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # What a run produces, never copied into a fresh project.
-GENERATED = ("data/raw", "data/prepared", "models", "reports", "_docs", "_proc", ".venv", ".git", ".dvc/cache", ".dvc/tmp")
+GENERATED = (
+    "data/raw",
+    "data/prepared",
+    "models",
+    "reports",
+    "_docs",
+    "_proc",
+    ".venv",
+    ".git",
+    ".dvc/cache",
+    ".dvc/tmp",
+)
 
 
 def command_env(**extra: str) -> dict[str, str]:
@@ -36,7 +47,9 @@ def command_env(**extra: str) -> dict[str, str]:
 
 
 def _git(project: Path, *arguments: str) -> None:
-    subprocess.run(["git", *arguments], cwd=project, env=command_env(), check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["git", *arguments], cwd=project, env=command_env(), check=True, capture_output=True, text=True
+    )
 
 
 def _generated(name: str) -> bool:
@@ -47,7 +60,11 @@ def _generated(name: str) -> bool:
 def source_files(root: Path = REPO_ROOT) -> list[str]:
     """The project's source files under `root`: tracked or untracked-but-not-ignored, without run outputs."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     return [name for name in listed if not _generated(name) and (root / name).is_file()]
 

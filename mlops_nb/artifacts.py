@@ -105,7 +105,9 @@ def load_model(path: str | Path, *, expected_sha256: str | None = None) -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"model file {path} not found", hint="run `dvc repro` (or `dvc checkout`) to produce it")
+        raise ArtifactError(
+            f"model file {path} not found", hint="run `dvc repro` (or `dvc checkout`) to produce it"
+        )
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:

@@ -132,7 +132,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def _schema_rows(schema: Schema) -> list[list[Any]]:
     rows = []
     for column in schema.columns:
-        values = ", ".join(map(str, column.categories)) if column.categories else f"{column.minimum} … {column.maximum}"
+        values = (
+            ", ".join(map(str, column.categories))
+            if column.categories
+            else f"{column.minimum} … {column.maximum}"
+        )
         rows.append([column.name, column.kind, column.dtype, f"{column.missing_rate:.1%}", values])
     return rows
 
@@ -148,7 +152,9 @@ class ModelCard(BaseModel):
     check). Unknown keys of older or newer cards load and are kept.
     """
 
-    model_config = ConfigDict(extra="allow", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="allow", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     version: str | None = None
     created: str | None = Field(None, validation_alias="created_at")
@@ -174,14 +180,18 @@ class ModelCard(BaseModel):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise CardError(f"{source}: not a JSON model card ({error})", hint="rerun the train stage: `dvc repro`") from None
+            raise CardError(
+                f"{source}: not a JSON model card ({error})", hint="rerun the train stage: `dvc repro`"
+            ) from None
         try:
             return cls.model_validate(data)
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(map(str, item['loc'])) or 'card'}: {item['msg']}" for item in error.errors()[:5]
             )
-            raise CardError(f"{source}: not a valid model card ({problems})", hint="rerun the train stage: `dvc repro`") from None
+            raise CardError(
+                f"{source}: not a valid model card ({problems})", hint="rerun the train stage: `dvc repro`"
+            ) from None
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -190,7 +200,9 @@ class ModelCard(BaseModel):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise CardError(f"model card {path} not found", hint="run the pipeline (`dvc repro`) to train a model") from None
+            raise CardError(
+                f"model card {path} not found", hint="run the pipeline (`dvc repro`) to train a model"
+            ) from None
         return cls.from_json(text, source=path)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,7 +249,10 @@ class ModelCard(BaseModel):
             ["", ""],
             [
                 ["task", self.model.task],
-                ["stages", ", ".join(registry.stages) if registry is not None and registry.stages else "none"],
+                [
+                    "stages",
+                    ", ".join(registry.stages) if registry is not None and registry.stages else "none",
+                ],
                 ["registered", registered],
                 ["commit", commit],
                 ["artifact", f"{self.artifact.path} (sha256 {self.artifact.sha256})"],
@@ -253,7 +268,9 @@ class ModelCard(BaseModel):
         ]
         for title, values in sections:
             if values:
-                lines += [f"## {title}", ""] + _table(["name", "value"], [[name, value] for name, value in values.items()])
+                lines += [f"## {title}", ""] + _table(
+                    ["name", "value"], [[name, value] for name, value in values.items()]
+                )
         if schema.columns:
             header = ["column", "kind", "dtype", "missing", "categories / range"]
             lines += ["## Schema", ""] + _table(header, _schema_rows(schema))
@@ -267,10 +284,16 @@ class ModelCard(BaseModel):
         for title, record in [("Reference profile", self.profile), ("ONNX export", self.onnx)]:
             if record is not None:
                 values = record.model_dump(mode="json", exclude_none=True)
-                lines += [f"## {title}", ""] + _table(["name", "value"], [[name, value] for name, value in values.items()])
+                lines += [f"## {title}", ""] + _table(
+                    ["name", "value"], [[name, value] for name, value in values.items()]
+                )
         if self.dependencies:
             rows = [[path, md5] for path, md5 in self.dependencies.items()]
             lines += ["## Dependencies (md5, as dvc.lock records them)", ""] + _table(["path", "md5"], rows)
         if self.reports:
-            lines += ["## Reports (executed notebooks of the run)", ""] + [f"- `{report}`" for report in self.reports] + [""]
+            lines += (
+                ["## Reports (executed notebooks of the run)", ""]
+                + [f"- `{report}`" for report in self.reports]
+                + [""]
+            )
         return "\n".join(lines)

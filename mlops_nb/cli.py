@@ -121,7 +121,12 @@ def add_stage_commands(commands: argparse._SubParsersAction) -> None:
         default="inprocess",
         help="inprocess (default, fast) runs the cells in this process; kernel starts a Jupyter kernel",
     )
-    stage.add_argument("--progress", choices=["on", "off"], default=None, help="a per-cell progress bar (default: on a terminal)")
+    stage.add_argument(
+        "--progress",
+        choices=["on", "off"],
+        default=None,
+        help="a per-cell progress bar (default: on a terminal)",
+    )
     stage.set_defaults(handler=_stage)
 
 # %% ../nbs/api/90_cli.ipynb #c0678834
@@ -180,7 +185,9 @@ def _tune_dashboard(arguments: argparse.Namespace) -> int:
 
     paths = project_paths()
     storage = arguments.storage or load_params(paths.params_file).tune.storage
-    serve_dashboard(storage=storage, journal_path=paths.study_journal, host=arguments.host, port=arguments.port)
+    serve_dashboard(
+        storage=storage, journal_path=paths.study_journal, host=arguments.host, port=arguments.port
+    )
     return 0
 
 
@@ -200,15 +207,23 @@ def add_tune_commands(commands: argparse._SubParsersAction) -> None:
         "code, or --study) and run its trials until it has n_trials finished ones. Needs the prepared data "
         "(`dvc pull data/prepared` or `dvc repro prepare`). Put the password in PGPASSWORD or ~/.pgpass.",
     )
-    worker.add_argument("--storage", required=True, help="the study's database, e.g. postgresql://optuna@db.internal:5432/optuna")
-    worker.add_argument("--study", help="the study's name (default: the one the tune stage derives from params.yaml)")
+    worker.add_argument(
+        "--storage",
+        required=True,
+        help="the study's database, e.g. postgresql://optuna@db.internal:5432/optuna",
+    )
+    worker.add_argument(
+        "--study", help="the study's name (default: the one the tune stage derives from params.yaml)"
+    )
     worker.set_defaults(handler=_tune_worker)
     dashboard = actions.add_parser(
         "dashboard",
         help="serve optuna-dashboard on the studies (the embedded journal, or tune.storage / --storage)",
         description="Serve optuna-dashboard on the project's studies: the embedded journal (.optuna/study.journal) or a database.",
     )
-    dashboard.add_argument("--storage", help="a database URL (default: tune.storage, else the embedded journal)")
+    dashboard.add_argument(
+        "--storage", help="a database URL (default: tune.storage, else the embedded journal)"
+    )
     dashboard.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
     dashboard.add_argument("--port", type=int, default=8080, help="the port (default: 8080)")
     dashboard.set_defaults(handler=_tune_dashboard)
@@ -237,7 +252,9 @@ def _metrics(arguments: argparse.Namespace) -> int:
 def add_metrics_commands(commands: argparse._SubParsersAction) -> None:
     """`mlops-nb metrics [--json]`: the test-set metrics of the last run."""
     metrics = commands.add_parser(
-        "metrics", help="print the test-set metrics of the last run (reports/metrics.json)", description="Print reports/metrics.json."
+        "metrics",
+        help="print the test-set metrics of the last run (reports/metrics.json)",
+        description="Print reports/metrics.json.",
     )
     metrics.add_argument("--json", action="store_true", help="print JSON")
     metrics.set_defaults(handler=_metrics)
@@ -254,5 +271,7 @@ def _zoo(arguments: argparse.Namespace) -> int:
 @command_group
 def add_zoo_commands(commands: argparse._SubParsersAction) -> None:
     """`mlops-nb zoo`: the models `train.model` can name."""
-    zoo = commands.add_parser("zoo", help="list the models train.model can name", description="List the model zoo.")
+    zoo = commands.add_parser(
+        "zoo", help="list the models train.model can name", description="List the model zoo."
+    )
     zoo.set_defaults(handler=_zoo)

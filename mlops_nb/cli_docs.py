@@ -56,25 +56,41 @@ def _docs_readme(arguments: argparse.Namespace) -> int:
 def add_docs_commands(commands: argparse._SubParsersAction) -> None:
     """`mlops-nb docs build|serve|readme`: the offline docs site and README.md."""
     docs = commands.add_parser(
-        "docs", help="build or serve the docs site, write or check README.md", description="Build, serve and check the docs site and README.md."
+        "docs",
+        help="build or serve the docs site, write or check README.md",
+        description="Build, serve and check the docs site and README.md.",
     )
     actions = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
-    build = actions.add_parser("build", help="build the site into _docs/ (sphinx-build -W)", description="Build the docs site.")
-    build.add_argument("--out", type=Path, default=None, help="output folder (default: doc_path of [tool.nbdev], _docs)")
+    build = actions.add_parser(
+        "build", help="build the site into _docs/ (sphinx-build -W)", description="Build the docs site."
+    )
+    build.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: doc_path of [tool.nbdev], _docs)"
+    )
     build.add_argument(
         "--pipeline",
         choices=["auto", "missing", "never"],
         default="auto",
         help="run `dvc repro` first when reports/ is stale or missing (auto), only when missing, or never",
     )
-    build.add_argument("--no-strict", action="store_true", help="keep going past failing cells and Sphinx warnings")
+    build.add_argument(
+        "--no-strict", action="store_true", help="keep going past failing cells and Sphinx warnings"
+    )
     build.add_argument("--workers", type=int, default=2, help="notebooks processed at once (default 2)")
     build.set_defaults(handler=_docs_build)
-    serve = actions.add_parser("serve", help="serve the built site on localhost", description="Serve the built docs site.")
+    serve = actions.add_parser(
+        "serve", help="serve the built site on localhost", description="Serve the built docs site."
+    )
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
     serve.add_argument("--site", type=Path, default=None, help="the built site (default _docs)")
     serve.set_defaults(handler=_docs_serve)
-    readme = actions.add_parser("readme", help="write README.md from nbs/index.ipynb", description="Write README.md from nbs/index.ipynb.")
-    readme.add_argument("--check", action="store_true", help="only check that README.md is current; exit 1 when stale")
+    readme = actions.add_parser(
+        "readme",
+        help="write README.md from nbs/index.ipynb",
+        description="Write README.md from nbs/index.ipynb.",
+    )
+    readme.add_argument(
+        "--check", action="store_true", help="only check that README.md is current; exit 1 when stale"
+    )
     readme.set_defaults(handler=_docs_readme)

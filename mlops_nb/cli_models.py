@@ -25,7 +25,12 @@ def _version_or_stage(parser: argparse.ArgumentParser) -> None:
 def _models_register(arguments: argparse.Namespace) -> int:
     from mlops_nb.registry import register
 
-    registered = register(version=arguments.version, bump=arguments.bump, message=arguments.message, allow_dirty=arguments.allow_dirty)
+    registered = register(
+        version=arguments.version,
+        bump=arguments.bump,
+        message=arguments.message,
+        allow_dirty=arguments.allow_dirty,
+    )
     print(f"registered {registered.tag} (commit {registered.commit[:7]})")
     return 0
 
@@ -39,9 +44,15 @@ def _add_models_register(actions: argparse._SubParsersAction) -> None:
     )
     version_choice = register.add_mutually_exclusive_group()
     version_choice.add_argument("--version", help="the version to write, e.g. 1.2.0 or v1.2.0")
-    version_choice.add_argument("--bump", choices=["major", "minor", "patch"], help="bump the highest version this way")
+    version_choice.add_argument(
+        "--bump", choices=["major", "minor", "patch"], help="bump the highest version this way"
+    )
     register.add_argument("-m", "--message", help="a short description of this version")
-    register.add_argument("--allow-dirty", action="store_true", help="register even if the model is not the one committed at HEAD")
+    register.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="register even if the model is not the one committed at HEAD",
+    )
     register.set_defaults(handler=_models_register)
 
 # %% ../nbs/api/91_cli_models.ipynb #c0515279
@@ -59,7 +70,11 @@ def _models_list(arguments: argparse.Namespace) -> int:
 
 
 def _add_models_list(actions: argparse._SubParsersAction) -> None:
-    listing = actions.add_parser("list", help="every version with its stages, test metrics, data hash and commit", description="List the registered versions.")
+    listing = actions.add_parser(
+        "list",
+        help="every version with its stages, test metrics, data hash and commit",
+        description="List the registered versions.",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_models_list)
 
@@ -73,7 +88,11 @@ def _models_show(arguments: argparse.Namespace) -> int:
 
 
 def _add_models_show(actions: argparse._SubParsersAction) -> None:
-    show = actions.add_parser("show", help="the whole model card of a version (Markdown, or --json)", description="Print a version's model card.")
+    show = actions.add_parser(
+        "show",
+        help="the whole model card of a version (Markdown, or --json)",
+        description="Print a version's model card.",
+    )
     _version_or_stage(show)
     show.add_argument("--json", action="store_true", help="print the card as JSON")
     show.set_defaults(handler=_models_show)
@@ -88,7 +107,11 @@ def _models_promote(arguments: argparse.Namespace) -> int:
 
 
 def _add_models_promote(actions: argparse._SubParsersAction) -> None:
-    promote = actions.add_parser("promote", help="put a version in a stage (dev, staging, prod, ...)", description="Assign a stage to a version (tag model#STAGE#N).")
+    promote = actions.add_parser(
+        "promote",
+        help="put a version in a stage (dev, staging, prod, ...)",
+        description="Assign a stage to a version (tag model#STAGE#N).",
+    )
     promote.add_argument("version", help="a registered version, e.g. v1.2.0")
     promote.add_argument("--stage", required=True, help="the stage: letters, digits, '-', '_', '/'")
     promote.set_defaults(handler=_models_promote)
@@ -103,7 +126,11 @@ def _models_demote(arguments: argparse.Namespace) -> int:
 
 
 def _add_models_demote(actions: argparse._SubParsersAction) -> None:
-    demote = actions.add_parser("demote", help="take a version out of a stage", description="Unassign a stage from a version (tag model#STAGE!#N).")
+    demote = actions.add_parser(
+        "demote",
+        help="take a version out of a stage",
+        description="Unassign a stage from a version (tag model#STAGE!#N).",
+    )
     demote.add_argument("version", help="a registered version, e.g. v1.2.0")
     demote.add_argument("--stage", help="the stage to leave (default: the version's only stage)")
     demote.set_defaults(handler=_models_demote)
@@ -113,8 +140,14 @@ def _models_get(arguments: argparse.Namespace) -> int:
     from mlops_nb.registry import get_model
 
     out = get_model(arguments.version, stage=arguments.stage, out=arguments.out)
-    extra = [str(path) for path in (out / "profile.json", out / "onnx" / "model.onnx", out / "onnx" / "parity.json") if path.exists()]
-    print(f"wrote {', '.join([str(out / 'model.skops'), str(out / 'card.json'), *extra])} and {out / 'card.md'}")
+    extra = [
+        str(path)
+        for path in (out / "profile.json", out / "onnx" / "model.onnx", out / "onnx" / "parity.json")
+        if path.exists()
+    ]
+    print(
+        f"wrote {', '.join([str(out / 'model.skops'), str(out / 'card.json'), *extra])} and {out / 'card.md'}"
+    )
     return 0
 
 

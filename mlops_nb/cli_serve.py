@@ -43,7 +43,9 @@ def _monitor(arguments: argparse.Namespace) -> int:
     root = paths.root
     params = load_params(paths.params_file)
     if arguments.version or arguments.stage:
-        find_version(arguments.version, stage=arguments.stage, root=root)  # an unknown version fails here, in one line
+        find_version(
+            arguments.version, stage=arguments.stage, root=root
+        )  # an unknown version fails here, in one line
     parameters = {
         "source": _source_argument(arguments.data, root) if arguments.data else None,
         "query": arguments.query,
@@ -54,13 +56,17 @@ def _monitor(arguments: argparse.Namespace) -> int:
         "monitor": params.monitor.model_dump(mode="json"),
     }
     progress = None if arguments.progress is None else arguments.progress == "on"
-    report = run_stage("monitor", root=root, engine=arguments.engine, progress_bar=progress, parameters=parameters)
+    report = run_stage(
+        "monitor", root=root, engine=arguments.engine, progress_bar=progress, parameters=parameters
+    )
     result = json.loads(paths.drift.read_text(encoding="utf-8"))
     drifted = ", ".join(result["drifted_features"]) or "none"
     print(f"monitored {result['rows']} row(s) against {result['model_version']}: drifted features: {drifted}")
     for reason in result["reasons"]:
         print(f"  - {reason}")
-    print(f"retrain {'RECOMMENDED (exit 3)' if result['retrain'] else 'not needed'}; report: {report.relative_to(root)}, {paths.drift.relative_to(root)}")
+    print(
+        f"retrain {'RECOMMENDED (exit 3)' if result['retrain'] else 'not needed'}; report: {report.relative_to(root)}, {paths.drift.relative_to(root)}"
+    )
     return exit_code(result)
 
 
@@ -75,15 +81,34 @@ def _add_monitor_parser(commands: argparse._SubParsersAction) -> None:
         "1 error, 2 usage error. Thresholds and the retrain policy: `monitor:` in params.yaml.",
     )
     inputs = monitor.add_mutually_exclusive_group(required=True)
-    inputs.add_argument("--data", metavar="SOURCE", help="a CSV/Parquet file, or a SQLAlchemy URL with --query")
-    inputs.add_argument("--predictions", metavar="FOLDER", help="the server's prediction log, e.g. logs/predictions/")
+    inputs.add_argument(
+        "--data", metavar="SOURCE", help="a CSV/Parquet file, or a SQLAlchemy URL with --query"
+    )
+    inputs.add_argument(
+        "--predictions", metavar="FOLDER", help="the server's prediction log, e.g. logs/predictions/"
+    )
     monitor.add_argument("--query", help="the SQL query, with a database URL as --data")
-    monitor.add_argument("--since", help="with --predictions: only lines at or after this time (ISO 8601) or within a duration (24h, 7d)")
+    monitor.add_argument(
+        "--since",
+        help="with --predictions: only lines at or after this time (ISO 8601) or within a duration (24h, 7d)",
+    )
     which = monitor.add_mutually_exclusive_group()
-    which.add_argument("--version", help="monitor against this registered version (default: the workspace's model)")
+    which.add_argument(
+        "--version", help="monitor against this registered version (default: the workspace's model)"
+    )
     which.add_argument("--stage", help="monitor against the version in this stage, e.g. prod")
-    monitor.add_argument("--engine", choices=["inprocess", "kernel"], default="inprocess", help="how the notebook runs (as `mlops-nb stage`)")
-    monitor.add_argument("--progress", choices=["on", "off"], default=None, help="a per-cell progress bar (default: on a terminal)")
+    monitor.add_argument(
+        "--engine",
+        choices=["inprocess", "kernel"],
+        default="inprocess",
+        help="how the notebook runs (as `mlops-nb stage`)",
+    )
+    monitor.add_argument(
+        "--progress",
+        choices=["on", "off"],
+        default=None,
+        help="a per-cell progress bar (default: on a terminal)",
+    )
     monitor.set_defaults(handler=_monitor, parser=monitor)
 
 # %% ../nbs/api/92_cli_serve.ipynb #f072d1c0
@@ -111,7 +136,9 @@ def _retrain(arguments: argparse.Namespace) -> int:
     if result.promoted:
         print(f"{result.challenger} is now in stage {arguments.stage}")
     elif result.challenger:
-        print(f"{result.challenger} registered but not promoted; {result.champion} stays in stage {arguments.stage}")
+        print(
+            f"{result.challenger} registered but not promoted; {result.champion} stays in stage {arguments.stage}"
+        )
     else:
         print("no retrain needed")
     return 0
@@ -128,13 +155,38 @@ def _add_retrain_parser(commands: argparse._SubParsersAction) -> None:
         "challenger is not worse by more than the margin. Every step is logged (logs/retrain/). Exit 0: the loop ran "
         "to its end; 1: a step failed, nothing promoted.",
     )
-    retrain.add_argument("--data", metavar="SOURCE", required=True, help="the new labelled data: a CSV/Parquet file, or a SQLAlchemy URL with --query")
+    retrain.add_argument(
+        "--data",
+        metavar="SOURCE",
+        required=True,
+        help="the new labelled data: a CSV/Parquet file, or a SQLAlchemy URL with --query",
+    )
     retrain.add_argument("--query", help="the SQL query, with a database URL as --data")
-    retrain.add_argument("--mode", choices=["replace", "append"], default="replace", help="train on the batch alone (replace) or on the current data plus the batch (append)")
-    retrain.add_argument("--stage", default="prod", help="the champion's stage, where the challenger is promoted (default: prod)")
-    retrain.add_argument("--margin", type=float, help="how much worse (fraction of the champion's score) the challenger may be (default: monitor.retrain.promotion_margin)")
-    retrain.add_argument("--force", action="store_true", help="retrain even when monitoring does not recommend it")
-    retrain.add_argument("--set", action="append", metavar="KEY=VALUE", help="also set a params.yaml key on the branch, e.g. train.n_estimators=300 (repeatable)")
+    retrain.add_argument(
+        "--mode",
+        choices=["replace", "append"],
+        default="replace",
+        help="train on the batch alone (replace) or on the current data plus the batch (append)",
+    )
+    retrain.add_argument(
+        "--stage",
+        default="prod",
+        help="the champion's stage, where the challenger is promoted (default: prod)",
+    )
+    retrain.add_argument(
+        "--margin",
+        type=float,
+        help="how much worse (fraction of the champion's score) the challenger may be (default: monitor.retrain.promotion_margin)",
+    )
+    retrain.add_argument(
+        "--force", action="store_true", help="retrain even when monitoring does not recommend it"
+    )
+    retrain.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="also set a params.yaml key on the branch, e.g. train.n_estimators=300 (repeatable)",
+    )
     retrain.add_argument("--branch", help="the branch to commit on (default: retrain/<mode>-<data hash>)")
     retrain.set_defaults(handler=_retrain, parser=retrain)
 
@@ -145,7 +197,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     from mlops_nb.serve import ServeSettings, run_server
 
     if arguments.watch_stage and (arguments.version or arguments.stage):
-        raise ServingError("--watch-stage serves the stage's version: give it alone, without --version or --stage")
+        raise ServingError(
+            "--watch-stage serves the stage's version: give it alone, without --version or --stage"
+        )
     if arguments.version and arguments.stage:
         raise ServingError("give either --version or --stage, not both")
     settings = ServeSettings(
@@ -184,24 +238,65 @@ def add_serve_commands(commands: argparse._SubParsersAction) -> None:
     source = serve.add_argument_group("what to serve (default: the workspace's models/)")
     source.add_argument("--version", help="a registered version, e.g. v1.2.0")
     source.add_argument("--stage", help="the version now in this stage, e.g. prod (loaded once)")
-    source.add_argument("--watch-stage", metavar="STAGE", help="serve the version in STAGE and reload when the stage's tag moves")
-    source.add_argument("--watch-interval", type=float, default=2.0, metavar="SECONDS", help="how often to check the stage's tag (default 2)")
+    source.add_argument(
+        "--watch-stage",
+        metavar="STAGE",
+        help="serve the version in STAGE and reload when the stage's tag moves",
+    )
+    source.add_argument(
+        "--watch-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often to check the stage's tag (default 2)",
+    )
     network = serve.add_argument_group("network")
-    network.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all interfaces)")
+    network.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all interfaces)",
+    )
     network.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
-    network.add_argument("--workers", type=int, default=1, help="worker processes (default 1); metrics are summed over them")
-    network.add_argument("--metrics-dir", type=Path, help="prometheus multiprocess folder with --workers > 1 (wiped at start; default under /tmp)")
+    network.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1); metrics are summed over them"
+    )
+    network.add_argument(
+        "--metrics-dir",
+        type=Path,
+        help="prometheus multiprocess folder with --workers > 1 (wiped at start; default under /tmp)",
+    )
     limits = serve.add_argument_group("limits")
-    limits.add_argument("--max-body-bytes", type=int, default=10 * 2**20, help="largest request body, checked before parsing (default 10 MiB; 413 past it)")
-    limits.add_argument("--max-batch-size", type=int, default=10_000, help="most rows in one request (default 10000)")
     limits.add_argument(
-        "--inline-rows", type=int, default=64, metavar="N",
+        "--max-body-bytes",
+        type=int,
+        default=10 * 2**20,
+        help="largest request body, checked before parsing (default 10 MiB; 413 past it)",
+    )
+    limits.add_argument(
+        "--max-batch-size", type=int, default=10_000, help="most rows in one request (default 10000)"
+    )
+    limits.add_argument(
+        "--inline-rows",
+        type=int,
+        default=64,
+        metavar="N",
         help="a request of at most N rows through ONNX Runtime is predicted on the event loop, cheaper than a thread hop; "
         "larger ones and scikit-learn run in a worker thread (default 64; 0: always a thread)",
     )
     logs = serve.add_argument_group("prediction log and drift")
-    logs.add_argument("--log-dir", type=Path, help="where the prediction log goes (default logs/predictions/)")
-    logs.add_argument("--log-max-bytes", type=int, default=64 * 2**20, help="start a new log file past this size (default 64 MiB)")
+    logs.add_argument(
+        "--log-dir", type=Path, help="where the prediction log goes (default logs/predictions/)"
+    )
+    logs.add_argument(
+        "--log-max-bytes",
+        type=int,
+        default=64 * 2**20,
+        help="start a new log file past this size (default 64 MiB)",
+    )
     logs.add_argument("--no-prediction-log", action="store_true", help="do not log predictions")
-    logs.add_argument("--drift-file", type=Path, help="the monitor's drift result exported as gauges (default reports/drift.json)")
+    logs.add_argument(
+        "--drift-file",
+        type=Path,
+        help="the monitor's drift result exported as gauges (default reports/drift.json)",
+    )
     serve.set_defaults(handler=_serve)

@@ -157,7 +157,9 @@ def read_yaml(path: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", hint="run from the project root or create the file") from None
+        raise ConfigError(
+            f"{path}: file not found", hint="run from the project root or create the file"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:

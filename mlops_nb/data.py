@@ -84,7 +84,8 @@ def _check_text_file(path: Path) -> None:
         head = stream.read(8192)
     if not head.strip():
         raise DataSourceError(
-            f"data.source: file '{path}' is empty", hint="point data.source at a CSV with a header and data rows"
+            f"data.source: file '{path}' is empty",
+            hint="point data.source at a CSV with a header and data rows",
         )
     if b"\x00" in head:
         raise DataSourceError(
@@ -103,7 +104,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_file(source: str, root: Path, options: ReadOptions, sheet: str | int | None) -> tuple[pd.DataFrame, Path]:
+def _read_file(
+    source: str, root: Path, options: ReadOptions, sheet: str | int | None
+) -> tuple[pd.DataFrame, Path]:
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = root / path
@@ -113,10 +116,13 @@ def _read_file(source: str, root: Path, options: ReadOptions, sheet: str | int |
             hint="fix data.source in params.yaml; relative paths are from the project root",
         )
     if path.is_dir():
-        raise DataSourceError(f"data.source: '{path}' is a folder, not a file", hint="name one CSV or Parquet file")
+        raise DataSourceError(
+            f"data.source: '{path}' is a folder, not a file", hint="name one CSV or Parquet file"
+        )
     if path.stat().st_size == 0:
         raise DataSourceError(
-            f"data.source: file '{path}' is empty", hint="point data.source at a file with a header and data rows"
+            f"data.source: file '{path}' is empty",
+            hint="point data.source at a file with a header and data rows",
         )
     suffix = path.suffix.lower()
     if suffix in _PARQUET_SUFFIXES:
@@ -209,7 +215,9 @@ def read_source(
         frame, shown = _read_sql(source, query, root)
         frame = parse_date_columns(frame, read_options.parse_dates, source=shown)
         kind = "sql"
-        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+        digest = hashlib.sha256(
+            pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        ).hexdigest()
     else:
         frame, path = _read_file(source, root, read_options, sheet)
         kind, shown, digest = "file", source, sha256_file(path)
@@ -217,7 +225,8 @@ def read_source(
         raise DataSourceError(f"data.source: {shown} has no columns", hint="check the file's header")
     if len(frame) == 0:
         raise DataSourceError(
-            f"data.source: {shown} has a header but no data rows", hint="add data rows or point at another source"
+            f"data.source: {shown} has a header but no data rows",
+            hint="add data rows or point at another source",
         )
     frame.columns = [str(column) for column in frame.columns]
     lineage = Lineage(

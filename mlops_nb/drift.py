@@ -58,7 +58,9 @@ def categorical_counts(column: pd.Series) -> tuple[dict[str, int], int]:
     labels = pd.Series(counts.index, dtype="object")
     missing_mask = labels.isna().to_numpy()
     text = labels[~missing_mask].astype("str").str.strip()
-    grouped = pd.Series(counts.to_numpy()[~missing_mask], index=text.to_numpy()).groupby(level=0, sort=True).sum()
+    grouped = (
+        pd.Series(counts.to_numpy()[~missing_mask], index=text.to_numpy()).groupby(level=0, sort=True).sum()
+    )
     missing = int(counts.to_numpy()[missing_mask].sum()) + int(grouped.get("", 0))
     return {str(label): int(number) for label, number in grouped.items() if label != ""}, missing
 
@@ -122,7 +124,14 @@ def numeric_comparison(reference: dict[str, Any], values: np.ndarray) -> dict[st
     edges, cdf = np.asarray(reference["edges"]), np.asarray(reference["cdf"])
     count = len(present)
     if count == 0 or len(edges) == 0:
-        return {"count": count, "ks": None, "wasserstein": None, "psi": None, "jensenshannon": None, "out_of_range_rate": 0.0}
+        return {
+            "count": count,
+            "ks": None,
+            "wasserstein": None,
+            "psi": None,
+            "jensenshannon": None,
+            "out_of_range_rate": 0.0,
+        }
     counts = interval_counts(edges, present)  # j: edges[j-1] < x <= edges[j]; the last: above edges[-1]
     current_cdf = np.cumsum(counts[:-1]) / count
     ks = float(np.max(np.abs(current_cdf - cdf)))
@@ -146,7 +155,11 @@ def numeric_comparison(reference: dict[str, Any], values: np.ndarray) -> dict[st
         "out_of_range_rate": (len(below) + len(above)) / count,
         "mean": float(present.mean()),
         "std": float(present.std()),
-        "histogram": {"edges": psi_edges.tolist(), "reference": reference_bins.tolist(), "current": current_bins.tolist()},
+        "histogram": {
+            "edges": psi_edges.tolist(),
+            "reference": reference_bins.tolist(),
+            "current": current_bins.tolist(),
+        },
     }
 
 # %% ../nbs/api/70_drift.ipynb #86075c7f
@@ -161,11 +174,15 @@ def _discrete_counts(reference: dict[str, Any], values: np.ndarray) -> tuple[dic
     unseen = present[~matched]
     if len(unseen):
         new_values, new_counts = np.unique(unseen, return_counts=True)
-        current.update({f"{value:g}": int(number) for value, number in zip(new_values, new_counts, strict=True)})
+        current.update(
+            {f"{value:g}": int(number) for value, number in zip(new_values, new_counts, strict=True)}
+        )
     return dict(zip(labels, (int(number) for number in reference["values"]["counts"]), strict=True)), current
 
 # %% ../nbs/api/70_drift.ipynb #320c3f92
-def categorical_comparison(reference_counts: dict[str, int], current_counts: dict[str, int], *, other: int = 0) -> dict[str, Any]:
+def categorical_comparison(
+    reference_counts: dict[str, int], current_counts: dict[str, int], *, other: int = 0
+) -> dict[str, Any]:
     """Chi-square test, Jensen-Shannon distance and PSI of two count tables, and the categories never seen in training."""
     categories = sorted(set(reference_counts) | set(current_counts))
     reference = np.array([reference_counts.get(name, 0) for name in categories] + [other], dtype=float)
@@ -177,7 +194,11 @@ def categorical_comparison(reference_counts: dict[str, int], current_counts: dic
     if count and reference.sum() and len(reference) > 1:
         chi2 = stats.chi2_contingency(np.vstack([reference, current]))
         result.update(chi2=float(chi2.statistic), chi2_p_value=float(chi2.pvalue))
-    new = {name: current_counts[name] for name in categories if name not in reference_counts and current_counts.get(name)}
+    new = {
+        name: current_counts[name]
+        for name in categories
+        if name not in reference_counts and current_counts.get(name)
+    }
     reference_fractions = reference / reference.sum() if reference.sum() else reference
     current_fractions = current / count if count else current
     shown = [name for name, kept in zip([*categories, "(other)"], keep, strict=True) if kept]
@@ -187,8 +208,11 @@ def categorical_comparison(reference_counts: dict[str, int], current_counts: dic
         psi=psi(reference_fractions, current_fractions) if count else None,
         new_categories=dict(sorted(new.items(), key=lambda item: (-item[1], item[0]))[:10]),
         new_category_rate=sum(new.values()) / count if count else 0.0,
-        histogram={"categories": [shown[index] for index in top], "reference": reference_fractions[top].tolist(),
-                   "current": current_fractions[top].tolist()},
+        histogram={
+            "categories": [shown[index] for index in top],
+            "reference": reference_fractions[top].tolist(),
+            "current": current_fractions[top].tolist(),
+        },
     )
     return result
 
@@ -209,14 +233,28 @@ def adjust_p_values(p_values: list[float] | np.ndarray, method: str = "holm") ->
         adjusted = np.empty(count)
         adjusted[order] = np.minimum(stepped, 1.0)
         return adjusted
-    raise MonitorError(f"monitor.correction = {method!r} is not a correction", hint="use holm, bonferroni, fdr_bh or none")
+    raise MonitorError(
+        f"monitor.correction = {method!r} is not a correction", hint="use holm, bonferroni, fdr_bh or none"
+    )
 
 # %% ../nbs/api/70_drift.ipynb #5568be88
-def _feature_verdict(kind: str, comparison: dict[str, Any], *, small: bool, params: MonitorParams) -> dict[str, Any]:
+def _feature_verdict(
+    kind: str, comparison: dict[str, Any], *, small: bool, params: MonitorParams
+) -> dict[str, Any]:
     if small:
         if kind == "numeric":
-            return {"test": "ks", "statistic": comparison["ks"], "p_value": comparison.get("ks_p_value"), "threshold": params.alpha}
-        return {"test": "chi_square", "statistic": comparison["chi2"], "p_value": comparison["chi2_p_value"], "threshold": params.alpha}
+            return {
+                "test": "ks",
+                "statistic": comparison["ks"],
+                "p_value": comparison.get("ks_p_value"),
+                "threshold": params.alpha,
+            }
+        return {
+            "test": "chi_square",
+            "statistic": comparison["chi2"],
+            "p_value": comparison["chi2_p_value"],
+            "threshold": params.alpha,
+        }
     test = params.numeric_test if kind == "numeric" else params.categorical_test
     threshold = getattr(params, f"{test}_threshold")
     return {"test": test, "statistic": comparison.get(test), "p_value": None, "threshold": threshold}
@@ -241,30 +279,49 @@ def compare_feature(
         if "values" in reference:  # few distinct values: the counts decide, as for a categorical
             reference_counts, current_counts = _discrete_counts(reference, values)
             counted = categorical_comparison(reference_counts, current_counts)
-            comparison.update({key: counted[key] for key in ("chi2", "chi2_p_value", "jensenshannon", "psi", "histogram")})
+            comparison.update(
+                {key: counted[key] for key in ("chi2", "chi2_p_value", "jensenshannon", "psi", "histogram")}
+            )
             kind = "discrete"
         else:
             comparison["ks_p_value"] = _ks_p_value(comparison["ks"], reference["count"], comparison["count"])
             kind = "numeric"
     else:
         current_counts, missing = categorical_counts(column)
-        comparison = categorical_comparison(reference["categories"], current_counts, other=reference.get("other_count", 0))
+        comparison = categorical_comparison(
+            reference["categories"], current_counts, other=reference.get("other_count", 0)
+        )
         kind = "categorical"
     small = min(reference["count"], comparison["count"]) <= params.small_sample_rows
-    verdict = _feature_verdict("numeric" if kind == "numeric" else "categorical", comparison, small=small, params=params)
-    effect_sizes = {key: significant(comparison.get(key)) for key in ("ks", "wasserstein", "psi", "jensenshannon") if comparison.get(key) is not None}
+    verdict = _feature_verdict(
+        "numeric" if kind == "numeric" else "categorical", comparison, small=small, params=params
+    )
+    effect_sizes = {
+        key: significant(comparison.get(key))
+        for key in ("ks", "wasserstein", "psi", "jensenshannon")
+        if comparison.get(key) is not None
+    }
     entry = {
         **verdict,
         "kind": kind,
         "rows": rows,
-        "missing_rate": {"reference": significant(reference["missing_rate"]), "current": significant(missing / rows if rows else 0.0)},
+        "missing_rate": {
+            "reference": significant(reference["missing_rate"]),
+            "current": significant(missing / rows if rows else 0.0),
+        },
         "effect_sizes": effect_sizes,
         "histogram": comparison.get("histogram"),
     }
     if reference["kind"] == "numeric":
         entry["out_of_range_rate"] = significant(comparison["out_of_range_rate"])
-        entry["mean"] = {"reference": significant(reference.get("mean")), "current": significant(comparison.get("mean"))}
-        entry["std"] = {"reference": significant(reference.get("std")), "current": significant(comparison.get("std"))}
+        entry["mean"] = {
+            "reference": significant(reference.get("mean")),
+            "current": significant(comparison.get("mean")),
+        }
+        entry["std"] = {
+            "reference": significant(reference.get("std")),
+            "current": significant(comparison.get("std")),
+        }
         entry["range"] = {"reference": [reference.get("minimum"), reference.get("maximum")]}
     if kind != "numeric":
         entry["new_categories"] = comparison.get("new_categories", {})

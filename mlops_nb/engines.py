@@ -45,7 +45,11 @@ def _import_papermill_without_cloud_io() -> None:
     """
     if "papermill" in sys.modules:
         return
-    blocked = [name for name in ("boto3", "gcsfs", "azure.storage.blob", "azure.datalake.store") if name not in sys.modules]
+    blocked = [
+        name
+        for name in ("boto3", "gcsfs", "azure.storage.blob", "azure.datalake.store")
+        if name not in sys.modules
+    ]
     for name in blocked:
         sys.modules[name] = None
     try:
@@ -161,7 +165,9 @@ class InProcessEngine(Engine):
         shell = CaptureShell(mpl_format="png" if uses_pyplot else None)
         if not uses_pyplot:
             # Render Figure objects a cell displays without importing pyplot (about 0.5 s a stage).
-            shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", _figure_png)
+            shell.display_formatter.formatters["image/png"].for_type_by_name(
+                "matplotlib.figure", "Figure", _figure_png
+            )
         shell.set_path(Path.cwd())
         try:
             for index, cell in enumerate(nb_man.nb.cells):

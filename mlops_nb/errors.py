@@ -16,7 +16,9 @@ __all__ = ['hide_passwords', 'MlopsNbError', 'ProjectError', 'OutputMissingError
            'RemoteError']
 
 # %% ../nbs/api/00_errors.ipynb #e3b42e2e
-_URL_PASSWORD = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s'\"]*):(?P<password>[^@/?#\s'\"]+)@")
+_URL_PASSWORD = re.compile(
+    r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s'\"]*):(?P<password>[^@/?#\s'\"]+)@"
+)
 _QUERY_PASSWORD = re.compile(r"(?P<key>\b(?:password|passwd|pwd)=)(?P<password>[^&\s'\"]+)", re.IGNORECASE)
 
 

@@ -57,9 +57,13 @@ def compute_metrics(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, schema
             if len(classes) == 2:
                 result["roc_auc"] = skmetrics.roc_auc_score(y, probabilities[:, 1])
             elif set(y.unique()) == set(classes):
-                result["roc_auc"] = skmetrics.roc_auc_score(y, probabilities, multi_class="ovr", labels=classes)
+                result["roc_auc"] = skmetrics.roc_auc_score(
+                    y, probabilities, multi_class="ovr", labels=classes
+                )
     result["test_rows"] = len(y)
-    return {name: round(float(value), 6) if name != "test_rows" else int(value) for name, value in result.items()}
+    return {
+        name: round(float(value), 6) if name != "test_rows" else int(value) for name, value in result.items()
+    }
 
 # %% ../nbs/api/40_evaluate.ipynb #7b0e0002
 KEEP_FILE = ".keep"  # listed in .dvcignore
@@ -76,7 +80,9 @@ def clear_plots(paths: ProjectPaths) -> None:
 # %% ../nbs/api/40_evaluate.ipynb #ce318d31
 def confusion_rows(y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
     """One row per test example: actual and predicted class."""
-    return pd.DataFrame({"actual": np.asarray(y_true).astype(str), "predicted": np.asarray(y_pred).astype(str)})
+    return pd.DataFrame(
+        {"actual": np.asarray(y_true).astype(str), "predicted": np.asarray(y_pred).astype(str)}
+    )
 
 # %% ../nbs/api/40_evaluate.ipynb #6bbba816
 def _thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
@@ -107,7 +113,9 @@ def roc_points(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, max_points:
 # %% ../nbs/api/40_evaluate.ipynb #810f3876
 def residual_rows(y_true: pd.Series, y_pred: np.ndarray, *, max_points: int = 2000) -> pd.DataFrame:
     """Actual, predicted and residual per test example (an even sample on large test sets)."""
-    frame = pd.DataFrame({"actual": np.asarray(y_true, dtype=float), "predicted": np.asarray(y_pred, dtype=float)})
+    frame = pd.DataFrame(
+        {"actual": np.asarray(y_true, dtype=float), "predicted": np.asarray(y_pred, dtype=float)}
+    )
     frame["residual"] = frame.actual - frame.predicted
     return _thin(frame.round(6), max_points).reset_index(drop=True)
 
@@ -127,14 +135,22 @@ def feature_importances(
         sample = X.sample(n=max_rows, random_state=seed).index
         X, y = X.loc[sample], y.loc[sample]
     scoring = "f1_macro" if schema.task == "classification" else "r2"
-    result = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1)
+    result = permutation_importance(
+        pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
     frame = pd.DataFrame(
-        {"feature": list(X.columns), "importance": result.importances_mean.round(6), "std": result.importances_std.round(6)}
+        {
+            "feature": list(X.columns),
+            "importance": result.importances_mean.round(6),
+            "std": result.importances_std.round(6),
+        }
     )
     return frame.sort_values(["importance", "feature"], ascending=[False, True]).reset_index(drop=True)
 
 # %% ../nbs/api/40_evaluate.ipynb #b8f2d3e4
-def probability_residual_rows(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, max_points: int = 2000) -> pd.DataFrame:
+def probability_residual_rows(
+    pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, max_points: int = 2000
+) -> pd.DataFrame:
     """Per test row of a classifier: actual and predicted class, `predicted` (the predicted class's probability) and
     `residual` (1 - the actual class's probability)."""
     probabilities = _probabilities(pipeline, X)
@@ -145,7 +161,9 @@ def probability_residual_rows(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series,
         frame = pd.DataFrame({"predicted": 1.0, "residual": (predicted_class != actual).astype(float)})
     else:
         positions = np.array([classes.index(value) if value in classes else -1 for value in actual])
-        actual_probability = np.where(positions >= 0, probabilities[np.arange(len(actual)), positions.clip(0)], 0.0)
+        actual_probability = np.where(
+            positions >= 0, probabilities[np.arange(len(actual)), positions.clip(0)], 0.0
+        )
         frame = pd.DataFrame({"predicted": probabilities.max(axis=1), "residual": 1 - actual_probability})
         predicted_class = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
     frame.insert(0, "actual_class", actual.astype(str))

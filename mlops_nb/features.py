@@ -39,7 +39,9 @@ class ColumnwiseImputer(SimpleImputer):
         if strategy != "median" or self.add_indicator or X.shape[1] < 2:
             return super()._dense_fit(X, strategy, missing_values, fill_value)
         fit_column = super()._dense_fit
-        return np.concatenate([fit_column(X[:, [j]], strategy, missing_values, fill_value) for j in range(X.shape[1])])
+        return np.concatenate(
+            [fit_column(X[:, [j]], strategy, missing_values, fill_value) for j in range(X.shape[1])]
+        )
 
 
 def register_onnx_converter() -> None:
@@ -49,7 +51,10 @@ def register_onnx_converter() -> None:
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 
     update_registered_converter(
-        ColumnwiseImputer, "SklearnSimpleImputer", calculate_sklearn_imputer_output_shapes, convert_sklearn_imputer
+        ColumnwiseImputer,
+        "SklearnSimpleImputer",
+        calculate_sklearn_imputer_output_shapes,
+        convert_sklearn_imputer,
     )
 
 # %% auto #0
@@ -82,7 +87,9 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(columns)
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray([str(name) for name in X.columns], dtype=object)
-        self.with_time_ = [bool((dates.dt.hour.fillna(0) + dates.dt.minute.fillna(0)).gt(0).any()) for dates in columns]
+        self.with_time_ = [
+            bool((dates.dt.hour.fillna(0) + dates.dt.minute.fillna(0)).gt(0).any()) for dates in columns
+        ]
         return self
 
     def _parts(self, index: int) -> list[str]:
@@ -97,14 +104,21 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
                 seconds = (dates - pd.Timestamp("1970-01-01")).dt.total_seconds()
                 blocks.append(seconds.to_numpy(dtype=float)[:, None])
             else:
-                blocks.append(np.column_stack([getattr(dates.dt, part).to_numpy(dtype=float) for part in self._parts(index)]))
+                blocks.append(
+                    np.column_stack(
+                        [getattr(dates.dt, part).to_numpy(dtype=float) for part in self._parts(index)]
+                    )
+                )
         return np.hstack(blocks) if blocks else np.empty((len(X), 0))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         names = input_features if input_features is not None else getattr(self, "feature_names_in_", None)
         if names is None:
             names = [f"x{index}" for index in range(self.n_features_in_)]
-        return np.asarray([f"{name}_{part}" for index, name in enumerate(names) for part in self._parts(index)], dtype=object)
+        return np.asarray(
+            [f"{name}_{part}" for index, name in enumerate(names) for part in self._parts(index)],
+            dtype=object,
+        )
 
 # %% ../nbs/api/20_features.ipynb #a5fdb025
 def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = None) -> ColumnTransformer:
@@ -122,7 +136,10 @@ def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = Non
             numeric_steps.append(("scale", SCALERS[params.scale](copy=False)))
         transformers.append(("numeric", Pipeline(numeric_steps), schema.numeric_columns))
     if schema.datetime_columns:
-        datetime_steps = [("parts", DatetimeFeatures(mode=params.datetime)), ("impute", ColumnwiseImputer(strategy="median"))]
+        datetime_steps = [
+            ("parts", DatetimeFeatures(mode=params.datetime)),
+            ("impute", ColumnwiseImputer(strategy="median")),
+        ]
         if params.scale != "none":
             datetime_steps.append(("scale", SCALERS[params.scale](copy=False)))
         transformers.append(("datetime", Pipeline(datetime_steps), schema.datetime_columns))
@@ -135,7 +152,9 @@ def make_feature_pipeline(schema: Schema, *, params: FeaturesParams | None = Non
         if params.categorical_encoding == "ordinal":
             # An unknown category gets the code -1, below every known one.
             encoder = OrdinalEncoder(
-                handle_unknown="use_encoded_value", unknown_value=-1, max_categories=params.one_hot_max_categories
+                handle_unknown="use_encoded_value",
+                unknown_value=-1,
+                max_categories=params.one_hot_max_categories,
             )
         else:
             encoder = OneHotEncoder(

@@ -112,7 +112,8 @@ def read_parquet(path: str | Path, *, columns: list[str] | None = None) -> pd.Da
     if not names or len(set(names)) < len(names):  # nothing to split, or names pandas cannot key a dict by
         return pd.read_parquet(path, columns=columns)
     frame = pd.DataFrame(
-        {name: parquet.read(columns=[name], use_threads=False).to_pandas()[name] for name in names}, copy=False
+        {name: parquet.read(columns=[name], use_threads=False).to_pandas()[name] for name in names},
+        copy=False,
     )
     pa.default_memory_pool().release_unused()
     return frame
@@ -123,15 +124,25 @@ _STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
 
 def _run_with_progress(
-    command: list[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float | None, label: str, every: float | None = None
+    command: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    label: str,
+    every: float | None = None,
 ) -> subprocess.CompletedProcess:
     """`subprocess.run(command, capture_output=True, text=True)`, logging each stage DVC starts and, every `every`
     seconds, what is still running."""
     every = every or PROGRESS_EVERY
     environment = dict(os.environ if env is None else env)
-    environment["PYTHONUNBUFFERED"] = "1"  # DVC's "Running stage" lines as they happen, not when the pipe's buffer fills
+    environment["PYTHONUNBUFFERED"] = (
+        "1"  # DVC's "Running stage" lines as they happen, not when the pipe's buffer fills
+    )
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     stdout: list[str] = []
     stderr: list[str] = []
     current = {"stage": ""}
@@ -141,9 +152,17 @@ def _run_with_progress(
             stdout.append(line)
             if found := _STAGE_LINE.match(line):
                 current["stage"] = found.group(1)
-                logger.info("%s: running stage '%s' (%.0f s elapsed)", label, current["stage"], time.monotonic() - started)
+                logger.info(
+                    "%s: running stage '%s' (%.0f s elapsed)",
+                    label,
+                    current["stage"],
+                    time.monotonic() - started,
+                )
 
-    readers = [threading.Thread(target=read_stdout, daemon=True), threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)]
+    readers = [
+        threading.Thread(target=read_stdout, daemon=True),
+        threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     logger.info("%s: started", label)
@@ -179,7 +198,9 @@ def _run(
         if progress:
             result = _run_with_progress(command, cwd=cwd, env=env, timeout=timeout, label=progress)
         else:
-            result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+            result = subprocess.run(
+                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+            )
     except (OSError, subprocess.SubprocessError) as error:
         raise CommandError(f"`{shown}` could not run in {cwd}: {error}", hint=hint, command=shown) from None
     if result.returncode != 0:

@@ -144,14 +144,17 @@ def make_model(
 # %% ../nbs/api/21_models.ipynb #9a4f3c55
 def _hyperparameter_names(name: str) -> set[str]:
     """The hyperparameters of zoo model `name` for any task it does."""
-    return {key for task in MODEL_ZOO[name].estimators for key in estimator_class(name, task=task)().get_params()}
+    return {
+        key for task in MODEL_ZOO[name].estimators for key in estimator_class(name, task=task)().get_params()
+    }
 
 
 def _check_per_model_keys(entries: dict[str, Any], key: str) -> None:
     for name, values in entries.items():
         if name not in MODEL_ZOO:
             raise ModelConfigError(
-                f"{key}.{name}: '{name}' is not a model of the zoo", hint=f"use one of: {', '.join(MODEL_ZOO)}"
+                f"{key}.{name}: '{name}' is not a model of the zoo",
+                hint=f"use one of: {', '.join(MODEL_ZOO)}",
             )
         unknown = sorted(set(values) - _hyperparameter_names(name))
         if unknown:

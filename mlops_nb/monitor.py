@@ -45,13 +45,21 @@ def check_columns(frame: pd.DataFrame, profile: dict[str, Any], *, source: str) 
     target = profile["target"]
     extra = [name for name in frame.columns if name not in features and name != target]
     labelled = int(frame[target].notna().sum()) if target in frame.columns else 0
-    return {"missing_columns": [], "extra_columns": extra, "target_present": labelled > 0, "labelled_rows": labelled}
+    return {
+        "missing_columns": [],
+        "extra_columns": extra,
+        "target_present": labelled > 0,
+        "labelled_rows": labelled,
+    }
 
 # %% ../nbs/api/72_monitor.ipynb #c2738e9d
 def _round_histogram(histogram: dict[str, Any] | None) -> dict[str, Any] | None:
     if histogram is None:
         return None
-    return {key: [significant(value) if isinstance(value, float) else value for value in values] for key, values in histogram.items()}
+    return {
+        key: [significant(value) if isinstance(value, float) else value for value in values]
+        for key, values in histogram.items()
+    }
 
 # %% ../nbs/api/72_monitor.ipynb #ed2aba51
 def importance_shares(profile: dict[str, Any]) -> dict[str, float] | None:
@@ -69,12 +77,25 @@ def _quality_issues(features: dict[str, dict[str, Any]], params: MonitorParams) 
     for name, entry in features.items():
         missing = entry["missing_rate"]
         if (missing["current"] or 0) - (missing["reference"] or 0) > params.missing_rate_increase:
-            issues.append({"feature": name, "issue": "missing_rate", "reference": missing["reference"], "current": missing["current"]})
+            issues.append(
+                {
+                    "feature": name,
+                    "issue": "missing_rate",
+                    "reference": missing["reference"],
+                    "current": missing["current"],
+                }
+            )
         if (entry.get("out_of_range_rate") or 0) > params.out_of_range_rate:
             issues.append({"feature": name, "issue": "out_of_range", "rate": entry["out_of_range_rate"]})
         if (entry.get("new_category_rate") or 0) > params.new_category_rate:
-            issues.append({"feature": name, "issue": "new_categories", "rate": entry["new_category_rate"],
-                           "categories": sorted(entry["new_categories"])})
+            issues.append(
+                {
+                    "feature": name,
+                    "issue": "new_categories",
+                    "rate": entry["new_category_rate"],
+                    "categories": sorted(entry["new_categories"]),
+                }
+            )
     return issues
 
 # %% ../nbs/api/72_monitor.ipynb #ba414905
@@ -88,12 +109,16 @@ def _score(task: str, truth: np.ndarray, predicted: np.ndarray) -> dict[str, flo
             "r2": float(skmetrics.r2_score(truth, predicted)) if len(truth) > 1 else float("nan"),
         }
     # Integer codes of the labels: scikit-learn sorts the label arrays once per metric, slow for 100k strings.
-    codes, _ = pd.factorize(np.concatenate([np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)]))
+    codes, _ = pd.factorize(
+        np.concatenate([np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)])
+    )
     truth, predicted = codes[: len(truth)], codes[len(truth) :]
     return {
         "accuracy": float(skmetrics.accuracy_score(truth, predicted)),
         "f1_macro": float(skmetrics.f1_score(truth, predicted, average="macro", zero_division=0)),
-        "precision_macro": float(skmetrics.precision_score(truth, predicted, average="macro", zero_division=0)),
+        "precision_macro": float(
+            skmetrics.precision_score(truth, predicted, average="macro", zero_division=0)
+        ),
         "recall_macro": float(skmetrics.recall_score(truth, predicted, average="macro", zero_division=0)),
     }
 
@@ -106,7 +131,12 @@ def _class_labels(target: pd.Series) -> np.ndarray:
 
 # %% ../nbs/api/72_monitor.ipynb #eecbf3a0
 def model_performance(
-    sample: pd.DataFrame, predicted: np.ndarray, profile: dict[str, Any], *, params: MonitorParams, source: str
+    sample: pd.DataFrame,
+    predicted: np.ndarray,
+    profile: dict[str, Any],
+    *,
+    params: MonitorParams,
+    source: str,
 ) -> dict[str, Any] | None:
     """The model's metrics on the labelled rows of `sample` against the recorded test metrics (model drift)."""
     target, task = profile["target"], profile["task"]
@@ -129,7 +159,11 @@ def model_performance(
     recorded = (profile.get("test_metrics") or {}).get(metric)
     drop = None
     if recorded is not None and recorded != 0:
-        drop = (recorded - current[metric]) / abs(recorded) if direction == "higher" else (current[metric] - recorded) / abs(recorded)
+        drop = (
+            (recorded - current[metric]) / abs(recorded)
+            if direction == "higher"
+            else (current[metric] - recorded) / abs(recorded)
+        )
     return {
         "metric": metric,
         "reference": significant(recorded),
@@ -144,7 +178,9 @@ def model_performance(
     }
 
 # %% ../nbs/api/72_monitor.ipynb #81d5925a
-def prediction_drift(profile: dict[str, Any], predicted: np.ndarray, *, params: MonitorParams) -> dict[str, Any] | None:
+def prediction_drift(
+    profile: dict[str, Any], predicted: np.ndarray, *, params: MonitorParams
+) -> dict[str, Any] | None:
     """The batch's predictions against the test split's (from the profile)."""
     reference = profile.get("predictions")
     if reference is None or len(predicted) == 0:
@@ -174,11 +210,15 @@ def decide(result: dict[str, Any], params: MonitorParams) -> tuple[bool, list[st
             shown = "no importances recorded" if share is None else f"importance share {share:.2f}"
             reasons.append(f"feature '{name}' drifted ({entry['test']} {entry['statistic']}; {shown})")
         elif policy.on_ignored_feature_drift:
-            reasons.append(f"feature '{name}' drifted (importance share {share:.2f}, below {policy.min_importance_share}; on_ignored_feature_drift)")
+            reasons.append(
+                f"feature '{name}' drifted (importance share {share:.2f}, below {policy.min_importance_share}; on_ignored_feature_drift)"
+            )
     performance = result.get("performance")
     if performance and performance["drifted"] and policy.on_model_drift:
         if performance["unseen_classes"]:
-            reasons.append(f"the target holds classes the model never saw: {', '.join(performance['unseen_classes'])}")
+            reasons.append(
+                f"the target holds classes the model never saw: {', '.join(performance['unseen_classes'])}"
+            )
         if performance["relative_drop"] is not None and performance["relative_drop"] > policy.max_metric_drop:
             reasons.append(
                 f"model drift: {performance['metric']} {performance['current']} against {performance['reference']} at training "
@@ -212,12 +252,17 @@ def model_predictions(model: Any, frame: pd.DataFrame, profile: dict[str, Any], 
         target=profile["target"],
         task=profile["task"],
         classes=profile.get("classes"),
-        columns=[{"name": name, "kind": profile["features"][name]["kind"], "dtype": "", "missing_rate": 0.0}
-                 for name in profile["feature_columns"]],
+        columns=[
+            {"name": name, "kind": profile["features"][name]["kind"], "dtype": "", "missing_rate": 0.0}
+            for name in profile["feature_columns"]
+        ],
     )
     features = conform_features(frame, profile, source=source)
-    X = split_xy(features.assign(**{schema.target: 0}), schema)[0] if schema.task == "regression" else split_xy(
-        features.assign(**{schema.target: "x"}), schema)[0]
+    X = (
+        split_xy(features.assign(**{schema.target: 0}), schema)[0]
+        if schema.task == "regression"
+        else split_xy(features.assign(**{schema.target: "x"}), schema)[0]
+    )
     return np.asarray(model.predict(X))
 
 # %% ../nbs/api/72_monitor.ipynb #b3421809
@@ -251,7 +296,9 @@ def compare_batch(
     features = {}
     for name in profile["feature_columns"]:
         entry = compare_feature(name, profile["features"][name], frame[name], params=params, source=source)
-        entry["importance"] = significant((profile.get("importances") or {}).get(name)) if shares is not None else None
+        entry["importance"] = (
+            significant((profile.get("importances") or {}).get(name)) if shares is not None else None
+        )
         entry["importance_share"] = significant(shares.get(name, 0.0)) if shares is not None else None
         features[name] = entry
     tested = [name for name, entry in features.items() if entry["p_value"] is not None]
@@ -264,12 +311,18 @@ def compare_batch(
             entry["p_value"] = significant(entry["p_value"])
         else:
             entry["p_value_adjusted"] = None
-            entry["drifted"] = bool(entry["statistic"] is not None and entry["statistic"] >= entry["threshold"])
+            entry["drifted"] = bool(
+                entry["statistic"] is not None and entry["statistic"] >= entry["threshold"]
+            )
         entry["statistic"] = significant(entry["statistic"])
         entry["histogram"] = _round_histogram(entry["histogram"])
     performance, predicted_drift = None, None
     if model is not None:
-        sample = frame if len(frame) <= params.performance_max_rows else frame.sample(n=params.performance_max_rows, random_state=params.seed)
+        sample = (
+            frame
+            if len(frame) <= params.performance_max_rows
+            else frame.sample(n=params.performance_max_rows, random_state=params.seed)
+        )
         predicted = model_predictions(model, sample, profile, source=source)
         performance = model_performance(sample, predicted, profile, params=params, source=source)
         predicted_drift = prediction_drift(profile, predicted, params=params)
@@ -277,7 +330,13 @@ def compare_batch(
         predicted_drift = prediction_drift(profile, np.asarray(predictions), params=params)
     quality = {**columns, "rows": int(len(frame)), "issues": _quality_issues(features, params)}
     if performance and performance["unseen_classes"]:
-        quality["issues"].append({"feature": profile["target"], "issue": "unseen_target_classes", "classes": performance["unseen_classes"]})
+        quality["issues"].append(
+            {
+                "feature": profile["target"],
+                "issue": "unseen_target_classes",
+                "classes": performance["unseen_classes"],
+            }
+        )
     result = {
         "source": source,
         "model_version": model_version,
@@ -291,7 +350,9 @@ def compare_batch(
         "drifted_features": [name for name, entry in features.items() if entry["drifted"]],
         "settings": params.model_dump(mode="json"),
     }
-    result["drift_detected"] = bool(result["drifted_features"]) or bool(performance and performance["drifted"])
+    result["drift_detected"] = bool(result["drifted_features"]) or bool(
+        performance and performance["drifted"]
+    )
     result["retrain"], result["reasons"] = decide(result, params)
     return result
 
@@ -300,22 +361,26 @@ def drift_table(result: dict[str, Any]) -> pd.DataFrame:
     """One row per feature: verdict, test, statistic, p-value (corrected), threshold, importance share, quality."""
     rows = []
     for name, entry in result["features"].items():
-        rows.append({
-            "feature": name,
-            "drifted": entry["drifted"],
-            "test": entry["test"],
-            "statistic": entry["statistic"],
-            "p_value": entry["p_value"],
-            "p_value_adjusted": entry.get("p_value_adjusted"),
-            "threshold": entry["threshold"],
-            "importance_share": entry.get("importance_share"),
-            "missing_reference": entry["missing_rate"]["reference"],
-            "missing_current": entry["missing_rate"]["current"],
-            "out_of_range": entry.get("out_of_range_rate"),
-            "new_categories": ", ".join(entry.get("new_categories") or {}),
-        })
+        rows.append(
+            {
+                "feature": name,
+                "drifted": entry["drifted"],
+                "test": entry["test"],
+                "statistic": entry["statistic"],
+                "p_value": entry["p_value"],
+                "p_value_adjusted": entry.get("p_value_adjusted"),
+                "threshold": entry["threshold"],
+                "importance_share": entry.get("importance_share"),
+                "missing_reference": entry["missing_rate"]["reference"],
+                "missing_current": entry["missing_rate"]["current"],
+                "out_of_range": entry.get("out_of_range_rate"),
+                "new_categories": ", ".join(entry.get("new_categories") or {}),
+            }
+        )
     frame = pd.DataFrame(rows)
-    order = frame.assign(share=frame.importance_share.fillna(0)).sort_values(["drifted", "share", "feature"], ascending=[False, False, True])
+    order = frame.assign(share=frame.importance_share.fillna(0)).sort_values(
+        ["drifted", "share", "feature"], ascending=[False, False, True]
+    )
     return frame.loc[order.index].reset_index(drop=True)
 
 # %% ../nbs/api/72_monitor.ipynb #9fffbf0c

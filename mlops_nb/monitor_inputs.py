@@ -50,17 +50,25 @@ def _since(since: str | None, now: pd.Timestamp | None = None) -> pd.Timestamp |
     try:
         return (now or pd.Timestamp.now(tz="UTC")) - pd.Timedelta(since)
     except ValueError:
-        raise MonitorError(f"--since {since!r} is neither a time nor a duration", hint="e.g. 2026-11-25T00:00:00Z, 24h or 7d") from None
+        raise MonitorError(
+            f"--since {since!r} is neither a time nor a duration", hint="e.g. 2026-11-25T00:00:00Z, 24h or 7d"
+        ) from None
 
 # %% ../nbs/api/71_monitor_inputs.ipynb #08082ad5
 def read_prediction_log(folder: str | Path, *, since: str | None = None) -> PredictionLog:
     """Read the prediction log in `folder` (all `*.jsonl` files, in name order)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise MonitorError(f"prediction log folder {folder} not found", hint="point --predictions at the server's logs/predictions/")
+        raise MonitorError(
+            f"prediction log folder {folder} not found",
+            hint="point --predictions at the server's logs/predictions/",
+        )
     files = sorted(folder.glob("*.jsonl"))
     if not files:
-        raise MonitorError(f"prediction log folder {folder} has no *.jsonl files", hint="run the server and send it requests first")
+        raise MonitorError(
+            f"prediction log folder {folder} has no *.jsonl files",
+            hint="run the server and send it requests first",
+        )
     records, lines, skipped = [], 0, 0
     for path in files:
         with open(path, encoding="utf-8", errors="replace") as stream:
@@ -77,10 +85,16 @@ def read_prediction_log(folder: str | Path, *, since: str | None = None) -> Pred
                     continue
                 records.append(record)
     if skipped:
-        logger.warning("prediction log %s: skipped %d line(s) that do not parse (e.g. a truncated last line)", folder, skipped)
+        logger.warning(
+            "prediction log %s: skipped %d line(s) that do not parse (e.g. a truncated last line)",
+            folder,
+            skipped,
+        )
     start = _since(since)
     if start is not None and records:
-        times = pd.to_datetime(pd.Series([record.get("time") for record in records]), utc=True, errors="coerce", format="ISO8601")
+        times = pd.to_datetime(
+            pd.Series([record.get("time") for record in records]), utc=True, errors="coerce", format="ISO8601"
+        )
         records = [record for record, time in zip(records, times >= start, strict=True) if time]
     if not records:
         raise MonitorError(
@@ -88,7 +102,9 @@ def read_prediction_log(folder: str | Path, *, since: str | None = None) -> Pred
             hint="send the server requests first, or widen --since",
         )
     inputs = pd.DataFrame.from_records([record["inputs"] for record in records])
-    predictions = np.asarray([(record.get("output") or {}).get("predict") for record in records], dtype=object)
+    predictions = np.asarray(
+        [(record.get("output") or {}).get("predict") for record in records], dtype=object
+    )
     versions = pd.Series([str(record.get("model_version")) for record in records]).value_counts().sort_index()
     return PredictionLog(
         inputs=inputs,
@@ -116,7 +132,11 @@ def _describe(sha256: str | None, root: Path) -> str:
     from mlops_nb.registry import list_versions
 
     try:
-        versions = [found.version for found in list_versions(root=root) if found.record.get("artifact_sha256") == sha256]
+        versions = [
+            found.version
+            for found in list_versions(root=root)
+            if found.record.get("artifact_sha256") == sha256
+        ]
     except MlopsNbError:
         versions = []
     shown = f"sha256 {str(sha256)[:12]}…"
@@ -125,7 +145,11 @@ def _describe(sha256: str | None, root: Path) -> str:
 
 def _check_binding(profile: dict[str, Any], model_sha256: str, version: str, root: Path) -> None:
     if profile.get("model_sha256") != model_sha256:
-        monitored = f"{version} (sha256 {model_sha256[:12]}…)" if version != "workspace" else f"the workspace's model, {_describe(model_sha256, root)}"
+        monitored = (
+            f"{version} (sha256 {model_sha256[:12]}…)"
+            if version != "workspace"
+            else f"the workspace's model, {_describe(model_sha256, root)}"
+        )
         raise MonitorError(
             f"the reference profile was written for {_describe(profile.get('model_sha256'), root)}, "
             f"not for the monitored model: {monitored}",
@@ -148,7 +172,11 @@ def _load_registered(paths: ProjectPaths, *, version: str | None, stage: str | N
     sha256 = found.record.get("artifact_sha256") or card.artifact.sha256
     with tempfile.TemporaryDirectory() as folder:
         try:
-            profile_path = files.fetch(paths.profile, Path(folder) / "profile.json", sha256=card.profile.sha256 if card.profile else None)
+            profile_path = files.fetch(
+                paths.profile,
+                Path(folder) / "profile.json",
+                sha256=card.profile.sha256 if card.profile else None,
+            )
         except RegistryError as error:
             raise MonitorError(
                 f"{found.tag} has no reference profile ({error.message})",
@@ -156,11 +184,15 @@ def _load_registered(paths: ProjectPaths, *, version: str | None, stage: str | N
             ) from None
         profile = load_profile(profile_path, what=f"models/profile.json of {found.tag}")
         _check_binding(profile, sha256, found.version, paths.root)
-        model = load_model(files.fetch(paths.model, Path(folder) / "model.skops", sha256=sha256), expected_sha256=sha256)
+        model = load_model(
+            files.fetch(paths.model, Path(folder) / "model.skops", sha256=sha256), expected_sha256=sha256
+        )
     return Reference(version=found.version, model_sha256=sha256, profile=profile, card=card, model=model)
 
 
-def load_reference(*, version: str | None = None, stage: str | None = None, root: str | Path | None = None) -> Reference:
+def load_reference(
+    *, version: str | None = None, stage: str | None = None, root: str | Path | None = None
+) -> Reference:
     """The workspace's model, card and profile, or those of a registered `version` (or the one in `stage`)."""
     from mlops_nb.artifacts import load_model
     from mlops_nb.profile import load_profile, workspace_card
@@ -168,7 +200,10 @@ def load_reference(*, version: str | None = None, stage: str | None = None, root
     paths = project_paths(root)
     if version is None and stage is None:
         if not paths.card.is_file():
-            raise MonitorError(f"no trained model: {paths.card.relative_to(paths.root)} not found", hint="run `dvc repro`, or pass --version/--stage")
+            raise MonitorError(
+                f"no trained model: {paths.card.relative_to(paths.root)} not found",
+                hint="run `dvc repro`, or pass --version/--stage",
+            )
         card = workspace_card(paths.root)
         profile = load_profile(paths.profile, what=str(paths.profile.relative_to(paths.root)))
         sha256 = card.artifact.sha256

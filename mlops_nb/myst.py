@@ -98,7 +98,9 @@ def heading_slugs(markdown: str) -> set[str]:
 def rewrite_links(markdown: str, rewrite: Callable[[str], str]) -> str:
     """Apply `rewrite(target) -> target` to every markdown link target outside code fences."""
     return "".join(
-        _MARKDOWN_LINK.sub(lambda match: match.group(1) + rewrite(match.group(2)) + match.group(3), line) if outside else line
+        _MARKDOWN_LINK.sub(lambda match: match.group(1) + rewrite(match.group(2)) + match.group(3), line)
+        if outside
+        else line
         for outside, line in _outside_fences(markdown)
     )
 
@@ -182,7 +184,9 @@ def to_myst(notebook: dict) -> nbformat.NotebookNode:
         if kind == "raw":
             front = _front_matter(source)
             if front.get("title"):
-                title = f"# {front['title']}\n" + (f"\n> {front['description']}\n" if front.get("description") else "")
+                title = f"# {front['title']}\n" + (
+                    f"\n> {front['description']}\n" if front.get("description") else ""
+                )
                 cells.append(nbformat.v4.new_markdown_cell(title))
             continue
         if kind == "markdown":
@@ -192,7 +196,11 @@ def to_myst(notebook: dict) -> nbformat.NotebookNode:
         options, body = split_cell_options(source)
         cell_tags = cell.get("metadata", {}).get("tags", [])
         # A papermill report shows the values the run used (`injected-parameters`), not the notebook's defaults.
-        tags = ["remove-cell"] if "parameters" in cell_tags else [tag for tag in cell_tags if tag != "injected-parameters"]
+        tags = (
+            ["remove-cell"]
+            if "parameters" in cell_tags
+            else [tag for tag in cell_tags if tag != "injected-parameters"]
+        )
         tags += option_tags(options)
         markdown = _markdown_output(cell) if options.get("output") == "asis" else None
         if markdown is not None:
@@ -214,7 +222,9 @@ def to_myst(notebook: dict) -> nbformat.NotebookNode:
             cell.id = hashlib.sha1(f"{number}:{cell.source}".encode()).hexdigest()[:12]
         seen.add(cell.id)
     metadata = {key: notebook.get("metadata", {}).get(key) for key in ("kernelspec", "language_info")}
-    result = nbformat.v4.new_notebook(cells=cells, metadata={key: value for key, value in metadata.items() if value})
+    result = nbformat.v4.new_notebook(
+        cells=cells, metadata={key: value for key, value in metadata.items() if value}
+    )
     nbformat.validate(result)
     return result
 
@@ -236,5 +246,7 @@ def notebook_markdown(notebook: nbformat.NotebookNode) -> str:
             if "text/markdown" in data:
                 parts.append(source_text(data["text/markdown"]).strip())
             elif output.get("output_type") == "stream" or "text/plain" in data:
-                parts.append(f"```\n{source_text(output.get('text') or data.get('text/plain', '')).strip()}\n```")
+                parts.append(
+                    f"```\n{source_text(output.get('text') or data.get('text/plain', '')).strip()}\n```"
+                )
     return "\n\n".join(part for part in parts if part) + "\n"

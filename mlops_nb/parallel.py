@@ -53,17 +53,26 @@ class Outcome:
 
 
 def evaluate_trial(
-    objective: Objective, number: int, params: dict[str, Any], history: list[optuna.trial.FrozenTrial], *,
-    pruner: str, study_name: str,
+    objective: Objective,
+    number: int,
+    params: dict[str, Any],
+    history: list[optuna.trial.FrozenTrial],
+    *,
+    pruner: str,
+    study_name: str,
 ) -> Outcome:
     """Run trial `number` with `params`, pruned against `history` (the trials its sampler saw), in a private study."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     local = optuna.create_study(
-        study_name=study_name, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name=study_name,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=make_pruner(pruner, cv_folds=objective.cv_folds),
     )
     for trial in history:
-        local.add_trial(trial if trial.state.is_finished() else optuna.trial.create_trial(state=TrialState.FAIL))
+        local.add_trial(
+            trial if trial.state.is_finished() else optuna.trial.create_trial(state=TrialState.FAIL)
+        )
     local.enqueue_trial(params)
     trial = local.ask()
     try:
@@ -93,7 +102,9 @@ def worker_pool(workers: int, initializer: Callable[..., None], initargs: tuple)
     """`workers` processes forked from a server that has imported mlops_nb (no fork of a threaded kernel)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mlops_nb.parallel"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+    )
 
 # %% ../nbs/api/33_parallel.ipynb #f9996246
 _WORKER: dict[str, Any] = {}
@@ -101,12 +112,21 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(objective: Objective, pruner: str, study_name: str, threads: int) -> None:
     _limit_threads(threads)
-    make_model(objective.model_name, task=objective.schema.task)  # imports the estimator's module now, not in a trial
+    make_model(
+        objective.model_name, task=objective.schema.task
+    )  # imports the estimator's module now, not in a trial
     _WORKER.update(objective=objective, pruner=pruner, study_name=study_name)
 
 
 def _evaluate_in_worker(number: int, params: dict[str, Any], history: list) -> Outcome:
-    return evaluate_trial(_WORKER["objective"], number, params, history, pruner=_WORKER["pruner"], study_name=_WORKER["study_name"])
+    return evaluate_trial(
+        _WORKER["objective"],
+        number,
+        params,
+        history,
+        pruner=_WORKER["pruner"],
+        study_name=_WORKER["study_name"],
+    )
 
 
 def _ready() -> int:
@@ -121,7 +141,9 @@ class TrialWorkers:
         threads = max(1, cpu_count() // workers)
         self.pool = worker_pool(workers, _start_worker, (objective, pruner, study_name, threads))
         self._error: BaseException | None = None
-        self._starting = threading.Thread(target=self._start, args=(workers,), name="mlops_nb-workers", daemon=True)
+        self._starting = threading.Thread(
+            target=self._start, args=(workers,), name="mlops_nb-workers", daemon=True
+        )
         self._starting.start()
 
     def _start(self, workers: int) -> None:
@@ -136,8 +158,10 @@ class TrialWorkers:
         if self._starting.is_alive():
             return False
         if self._error is not None:
-            raise TuningError(f"tune.workers: the worker processes did not start ({type(self._error).__name__}: {self._error})",
-                              hint="set tune.workers: 1, or check the memory left on this machine")
+            raise TuningError(
+                f"tune.workers: the worker processes did not start ({type(self._error).__name__}: {self._error})",
+                hint="set tune.workers: 1, or check the memory left on this machine",
+            )
         return True
 
     def submit(self, number: int, params: dict[str, Any], history: list[optuna.trial.FrozenTrial]) -> Future:
@@ -157,7 +181,15 @@ class _Progress:
         from tqdm import tqdm
 
         stream = sys.__stderr__ if os.environ.get("MLOPS_NB_STAGE") else sys.stderr
-        self.bar = tqdm(total=total, desc="tune", unit="trial", file=stream, mininterval=0.5, leave=False, disable=not enabled)
+        self.bar = tqdm(
+            total=total,
+            desc="tune",
+            unit="trial",
+            file=stream,
+            mininterval=0.5,
+            leave=False,
+            disable=not enabled,
+        )
 
     def update(self, study: optuna.Study) -> None:
         self.bar.update(1)
@@ -172,7 +204,9 @@ class _Progress:
 # %% ../nbs/api/33_parallel.ipynb #26963253
 def in_memory_copy(study: optuna.Study) -> optuna.Study:
     """A study in memory with `study`'s trials, sampler and pruner (where `run_batched` runs its trials)."""
-    working = optuna.create_study(study_name=study.study_name, direction=study.direction, sampler=study.sampler, pruner=study.pruner)
+    working = optuna.create_study(
+        study_name=study.study_name, direction=study.direction, sampler=study.sampler, pruner=study.pruner
+    )
     for trial in study.get_trials(deepcopy=False):
         working.add_trial(trial)
     return working
@@ -214,7 +248,9 @@ def run_batched(
 ) -> optuna.Study:
     """Finish `n_trials` trials of `study` in `workers` processes, with the same result for any `workers`; each of
     `callbacks` is called after each trial is told, as in `Study.optimize`."""
-    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by an older version's run
+    for stale in study.get_trials(
+        deepcopy=False, states=(TrialState.RUNNING,)
+    ):  # left by an older version's run
         study.tell(stale.number, state=TrialState.FAIL, skip_if_finished=True)
     working = in_memory_copy(study)
     finished = len(working.get_trials(deepcopy=False, states=FINISHED))
@@ -222,7 +258,9 @@ def run_batched(
     if (size := tuning.grid_size(study.sampler)) is not None and n_trials > size:
         logger.info("tune.sampler = grid: %s points, fewer than tune.n_trials = %s", size, n_trials)
         n_trials = size
-    trial_workers = TrialWorkers(workers, objective, pruner=pruner, study_name=study.study_name) if workers > 1 else None
+    trial_workers = (
+        TrialWorkers(workers, objective, pruner=pruner, study_name=study.study_name) if workers > 1 else None
+    )
     progress = _Progress(max(0, n_trials - finished), enabled=show_progress_bar)
     pending: deque[list] = deque()  # [trial, (number, params, history), an earlier Outcome, a Future or None]
     started = time.monotonic()
@@ -247,15 +285,20 @@ def run_batched(
                 try:
                     outcome = result.result()
                 except BrokenProcessPool as error:
-                    raise TuningError(f"tune.workers = {workers}: a worker process died during trial {trial.number} ({error})",
-                                      hint="lower tune.workers or set tune.max_rows: the machine may be out of memory") from None
+                    raise TuningError(
+                        f"tune.workers = {workers}: a worker process died during trial {trial.number} ({error})",
+                        hint="lower tune.workers or set tune.max_rows: the machine may be out of memory",
+                    ) from None
             else:
                 outcome = evaluate_trial(objective, *task, pruner=pruner, study_name=study.study_name)
             _tell(working, trial, outcome)
             record = working.get_trials(deepcopy=False)[trial.number]
             study.add_trial(record)  # the journal's one record of this trial
             if outcome.state == "fail":
-                raise TuningError(f"tune: trial {outcome.number} failed: {outcome.error}", hint="fix the search space or the data; --verbose shows more")
+                raise TuningError(
+                    f"tune: trial {outcome.number} failed: {outcome.error}",
+                    hint="fix the search space or the data; --verbose shows more",
+                )
             finished += 1
             for callback in callbacks or []:
                 callback(study, record)
@@ -265,12 +308,27 @@ def run_batched(
         if trial_workers is not None:
             trial_workers.shutdown()
     if finished < n_trials:
-        logger.warning("tune.timeout = %s stopped the study after %s of %s trials: the result depends on the machine's speed", timeout, finished, n_trials)
+        logger.warning(
+            "tune.timeout = %s stopped the study after %s of %s trials: the result depends on the machine's speed",
+            timeout,
+            finished,
+            n_trials,
+        )
     return study
 
 # %% ../nbs/api/33_parallel.ipynb #b2504108
-def _shared_loop(objective: Objective, storage: str, name: str, *, n_trials: int, sampler: str, pruner: str,
-                 seed: int | None, heartbeat: float, timeout: float | None = None) -> int:
+def _shared_loop(
+    objective: Objective,
+    storage: str,
+    name: str,
+    *,
+    n_trials: int,
+    sampler: str,
+    pruner: str,
+    seed: int | None,
+    heartbeat: float,
+    timeout: float | None = None,
+) -> int:
     """Run trials of the shared study `name` until it has `n_trials` finished ones; return how many this loop ran."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
@@ -301,15 +359,35 @@ def _start_shared_worker(threads: int) -> None:
 
 
 def run_shared(
-    objective: Objective, *, storage: str, name: str, n_trials: int, workers: int = 1, sampler: str = "tpe",
-    pruner: str = "median", seed: int | None = None, heartbeat: float = 10, timeout: float | None = None,
+    objective: Objective,
+    *,
+    storage: str,
+    name: str,
+    n_trials: int,
+    workers: int = 1,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    seed: int | None = None,
+    heartbeat: float = 10,
+    timeout: float | None = None,
 ) -> int:
     """Run `workers` loops of the shared study (in processes when more than one) until it has `n_trials` finished trials."""
-    options = dict(storage=storage, name=name, n_trials=n_trials, sampler=sampler, pruner=pruner, heartbeat=heartbeat, timeout=timeout)
+    options = dict(
+        storage=storage,
+        name=name,
+        n_trials=n_trials,
+        sampler=sampler,
+        pruner=pruner,
+        heartbeat=heartbeat,
+        timeout=timeout,
+    )
     if workers == 1:
         return _shared_loop(objective, seed=seed, **options)
     with worker_pool(workers, _start_shared_worker, (max(1, cpu_count() // workers),)) as pool:
-        futures = [pool.submit(_shared_loop, objective, seed=None if seed is None else seed + index, **options) for index in range(workers)]
+        futures = [
+            pool.submit(_shared_loop, objective, seed=None if seed is None else seed + index, **options)
+            for index in range(workers)
+        ]
         return sum(future.result() for future in futures)
 
 # %% ../nbs/api/33_parallel.ipynb #f85f59ed

@@ -27,7 +27,9 @@ class ReadOptions(_Section):
     decimal: str = Field(".", min_length=1, max_length=1)
     thousands: str | None = Field(None, min_length=1, max_length=1)
     encoding: str = "utf-8"
-    parse_dates: list[str] | dict[str, str] = Field(default_factory=list)  # columns, or column: strftime format
+    parse_dates: list[str] | dict[str, str] = Field(
+        default_factory=list
+    )  # columns, or column: strftime format
     na_values: list[str] = Field(default_factory=list)  # extra strings that mean "missing"
 
     @model_validator(mode="after")
@@ -51,7 +53,9 @@ class DataParams(_Section):
     target: str = "species"
     task: Literal["auto", "classification", "regression"] = "auto"
     read_options: ReadOptions = Field(default_factory=ReadOptions)
-    sheet: str | int | None = None  # the sheet of an Excel source (name or 0-based position; default: the first)
+    sheet: str | int | None = (
+        None  # the sheet of an Excel source (name or 0-based position; default: the first)
+    )
 
 # %% ../nbs/api/00_params.ipynb #091f37bd
 class PrepareParams(_Section):
@@ -138,7 +142,9 @@ class SearchDimension(_Section):
         wanted = int if self.type == "int" else (int, float)
         for value in self.choices:
             if isinstance(value, bool) or not isinstance(value, wanted):
-                raise ValueError(f"choice {value!r} is not an {self.type}; use type: categorical for mixed choices")
+                raise ValueError(
+                    f"choice {value!r} is not an {self.type}; use type: categorical for mixed choices"
+                )
         if self.low is not None or self.high is not None:
             raise ValueError("give either 'choices' or 'low'/'high', not both")
         return self
@@ -236,5 +242,6 @@ class Params(_Section):
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation for name, field in Params.model_fields.items()  # type: ignore[misc]
+    name: field.annotation
+    for name, field in Params.model_fields.items()  # type: ignore[misc]
 }

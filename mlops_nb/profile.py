@@ -52,8 +52,13 @@ def numeric_summary(values: pd.Series | np.ndarray) -> dict[str, Any]:
     values = np.asarray(values, dtype=float)
     present = values[~np.isnan(values)]
     rows, count = len(values), len(present)
-    summary: dict[str, Any] = {"kind": "numeric", "rows": rows, "missing": rows - count,
-                               "missing_rate": (rows - count) / rows if rows else 0.0, "count": count}
+    summary: dict[str, Any] = {
+        "kind": "numeric",
+        "rows": rows,
+        "missing": rows - count,
+        "missing_rate": (rows - count) / rows if rows else 0.0,
+        "count": count,
+    }
     if count == 0:
         return {**summary, "edges": [], "cdf": [], "psi_edges": [], "minimum": None, "maximum": None}
     ordered = np.sort(present)
@@ -67,7 +72,9 @@ def numeric_summary(values: pd.Series | np.ndarray) -> dict[str, Any]:
     psi_edges = np.unique(edges[np.minimum(np.searchsorted(cdf, targets, side="left"), len(edges) - 1)])
     mean = float(ordered.mean())
     centred = ordered - mean
-    squared = centred * centred  # products, not `**`: numpy raises to the 3rd and 4th power element by element (pow)
+    squared = (
+        centred * centred
+    )  # products, not `**`: numpy raises to the 3rd and 4th power element by element (pow)
     variance = float(np.mean(squared))
     std = variance**0.5
     summary.update(
@@ -80,7 +87,9 @@ def numeric_summary(values: pd.Series | np.ndarray) -> dict[str, Any]:
         std=std,
         skewness=float(np.mean(squared * centred) / std**3) if std > 0 else 0.0,
         kurtosis=float(np.mean(squared * squared) / variance**2 - 3) if std > 0 else 0.0,
-        quantiles={str(q): float(ordered[min(count - 1, max(0, int(np.ceil(q * count)) - 1))]) for q in QUANTILES},
+        quantiles={
+            str(q): float(ordered[min(count - 1, max(0, int(np.ceil(q * count)) - 1))]) for q in QUANTILES
+        },
     )
     distinct = 1 + int(np.count_nonzero(np.diff(ordered)))
     if distinct <= DISCRETE_MAX_VALUES:
@@ -135,7 +144,9 @@ def build_profile(
     """
     missing = [column.name for column in schema.columns if column.name not in train.columns]
     if missing:
-        raise MonitorError(f"profile: the training data has no feature column '{missing[0]}'", hint="rerun `dvc repro`")
+        raise MonitorError(
+            f"profile: the training data has no feature column '{missing[0]}'", hint="rerun `dvc repro`"
+        )
 
     def summary(column: Any) -> dict[str, Any]:
         values = train[column.name]
@@ -190,7 +201,9 @@ def load_profile(path: str | Path, *, what: str | None = None) -> dict[str, Any]
     try:
         profile = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MonitorError(f"reference profile {shown} is not readable JSON ({error})", hint="rerun `dvc repro`") from None
+        raise MonitorError(
+            f"reference profile {shown} is not readable JSON ({error})", hint="rerun `dvc repro`"
+        ) from None
     if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT or "features" not in profile:
         found = profile.get("format") if isinstance(profile, dict) else type(profile).__name__
         raise MonitorError(
@@ -212,8 +225,13 @@ def workspace_card(root: str | Path | None = None) -> ModelCard:
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         bound_to = None
     if bound_to != card.artifact.sha256:
-        logger.warning("%s was not written for the model of %s (rerun `dvc repro`): the card names no profile",
-                       paths.profile.relative_to(paths.root), paths.card.relative_to(paths.root))
+        logger.warning(
+            "%s was not written for the model of %s (rerun `dvc repro`): the card names no profile",
+            paths.profile.relative_to(paths.root),
+            paths.card.relative_to(paths.root),
+        )
         return card
-    record = FileRecord(path=paths.profile.relative_to(paths.root).as_posix(), sha256=sha256_file(paths.profile))
+    record = FileRecord(
+        path=paths.profile.relative_to(paths.root).as_posix(), sha256=sha256_file(paths.profile)
+    )
     return card.model_copy(update={"profile": record})

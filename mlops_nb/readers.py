@@ -37,7 +37,9 @@ def sniff_separator(path: str | Path, *, encoding: str = "utf-8") -> str | None:
         return None
 
 # %% ../nbs/api/05_readers.ipynb #d0000010
-def parse_date_columns(frame: pd.DataFrame, parse_dates: list[str] | dict[str, str], *, source: str) -> pd.DataFrame:
+def parse_date_columns(
+    frame: pd.DataFrame, parse_dates: list[str] | dict[str, str], *, source: str
+) -> pd.DataFrame:
     """`frame` with the `parse_dates` columns parsed as dates (see above)."""
     formats = parse_dates if isinstance(parse_dates, dict) else dict.fromkeys(parse_dates)
     parsed = {}
@@ -72,10 +74,16 @@ def _likely_separator(header: str) -> str | None:
 def read_csv_file(path: Path, options: ReadOptions | None = None) -> tuple[pd.DataFrame, str]:
     """The CSV file at `path` read with `options`; returns the frame and the separator used."""
     options = options or ReadOptions()
-    separator = options.sep or ("\t" if path.suffix.lower() == ".tsv" else sniff_separator(path, encoding=options.encoding) or ",")
+    separator = options.sep or (
+        "\t" if path.suffix.lower() == ".tsv" else sniff_separator(path, encoding=options.encoding) or ","
+    )
     try:
         frame = pd.read_csv(
-            path, sep=separator, decimal=options.decimal, thousands=options.thousands, encoding=options.encoding,
+            path,
+            sep=separator,
+            decimal=options.decimal,
+            thousands=options.thousands,
+            encoding=options.encoding,
             na_values=options.na_values or None,
         )
     except pd.errors.ParserError as error:
@@ -90,7 +98,9 @@ def read_csv_file(path: Path, options: ReadOptions | None = None) -> tuple[pd.Da
             hint="set data.read_options.encoding to the file's encoding (e.g. latin-1 or cp1252), or save it as UTF-8",
         ) from None
     except pd.errors.EmptyDataError:
-        raise DataSourceError(f"data.source: file '{path}' is empty", hint="add a header and data rows") from None
+        raise DataSourceError(
+            f"data.source: file '{path}' is empty", hint="add a header and data rows"
+        ) from None
     likely = _likely_separator(str(frame.columns[0])) if frame.shape[1] == 1 else None
     if likely is not None and likely != separator:
         raise DataSourceError(
@@ -103,7 +113,9 @@ def read_csv_file(path: Path, options: ReadOptions | None = None) -> tuple[pd.Da
     return parse_date_columns(frame, options.parse_dates, source=f"file '{path}'"), separator
 
 # %% ../nbs/api/05_readers.ipynb #d0000016
-def read_excel_file(path: Path, *, sheet: str | int | None = None, options: ReadOptions | None = None) -> pd.DataFrame:
+def read_excel_file(
+    path: Path, *, sheet: str | int | None = None, options: ReadOptions | None = None
+) -> pd.DataFrame:
     """Sheet `sheet` of the Excel file at `path`, with `options`' `thousands`, `decimal`, `na_values`, `parse_dates`."""
     import zipfile
 
@@ -124,7 +136,11 @@ def read_excel_file(path: Path, *, sheet: str | int | None = None, options: Read
                 hint="set data.sheet to one of them (a name, or a 0-based position)",
             )
         frame = workbook.parse(
-            sheet_name=0 if sheet is None else sheet, thousands=options.thousands, decimal=options.decimal,
+            sheet_name=0 if sheet is None else sheet,
+            thousands=options.thousands,
+            decimal=options.decimal,
             na_values=options.na_values or None,
         )
-    return parse_date_columns(frame, options.parse_dates, source=f"sheet {sheet or names[0]!r} of file '{path}'")
+    return parse_date_columns(
+        frame, options.parse_dates, source=f"sheet {sheet or names[0]!r} of file '{path}'"
+    )

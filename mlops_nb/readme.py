@@ -21,11 +21,17 @@ from .site import docs_settings
 __all__ = ['render_readme', 'write_readme', 'check_readme']
 
 # %% ../nbs/api/87_readme.ipynb #af25f26f
-_README_NOTE = "<!-- Generated from nbs/index.ipynb by `mlops-nb docs readme`: edit the notebook, not this file. -->\n"
+_README_NOTE = (
+    "<!-- Generated from nbs/index.ipynb by `mlops-nb docs readme`: edit the notebook, not this file. -->\n"
+)
 
 
 def _prefix_notebook_link(target: str, *, prefix: str) -> str:
-    return prefix + target if target.partition("#")[0].endswith(".ipynb") and "://" not in target and not target.startswith("/") else target
+    return (
+        prefix + target
+        if target.partition("#")[0].endswith(".ipynb") and "://" not in target and not target.startswith("/")
+        else target
+    )
 
 
 def _temporary_directory():
@@ -69,4 +75,7 @@ def check_readme(root: str | Path | None = None) -> None:
     root = Path(root).resolve() if root else find_project_root()
     path = root / "README.md"
     if not path.exists() or path.read_text() != render_readme(root):
-        raise DocsError(f"{path} is stale: it differs from what nbs/index.ipynb gives", hint="run `mlops-nb docs readme` and commit README.md")
+        raise DocsError(
+            f"{path} is stale: it differs from what nbs/index.ipynb gives",
+            hint="run `mlops-nb docs readme` and commit README.md",
+        )

@@ -75,7 +75,9 @@ def _gto_errors(action: str, root: Path) -> Iterator[None]:
     try:
         yield
     except GTOException as error:
-        raise RegistryError(f"gto {action} in {root}: {error}", hint="check the registry with `gto show` and `git tag`") from None
+        raise RegistryError(
+            f"gto {action} in {root}: {error}", hint="check the registry with `gto show` and `git tag`"
+        ) from None
 
 
 def _tag_message(message: str, record: dict[str, Any]) -> str:
@@ -117,7 +119,9 @@ def list_versions(*, root: str | Path | None = None) -> list[ModelVersion]:
     except ArtifactNotFound:
         return []
     except NoRepo:
-        raise RegistryError(f"{root} is not a git repository", hint="`git init` and commit the project first") from None
+        raise RegistryError(
+            f"{root} is not a git repository", hint="`git init` and commit the project first"
+        ) from None
     versions = []
     for entry in shown:
         if not entry["registrations"]:
@@ -145,7 +149,9 @@ def versions_table(versions: list[ModelVersion]) -> pd.DataFrame:
 
     rows = []
     for found in versions:
-        metrics = {name: value for name, value in found.record.get("metrics", {}).items() if name != "test_rows"}
+        metrics = {
+            name: value for name, value in found.record.get("metrics", {}).items() if name != "test_rows"
+        }
         rows.append(
             {
                 "version": found.version,
@@ -162,7 +168,9 @@ def versions_table(versions: list[ModelVersion]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/api/50_registry.ipynb #979bc5aa
-def find_version(version: str | None = None, *, stage: str | None = None, root: str | Path | None = None) -> ModelVersion:
+def find_version(
+    version: str | None = None, *, stage: str | None = None, root: str | Path | None = None
+) -> ModelVersion:
     """The registered version named `version` (`1.2.0` or `v1.2.0`), or the one now in `stage`."""
     if (version is None) == (stage is None):
         raise RegistryError("name either a version or a stage", hint="e.g. `v1.2.0`, or `--stage prod`")
@@ -207,7 +215,9 @@ def _schema_sha256(schema: Schema) -> str:
 def next_version(latest: ModelVersion | None, *, schema_sha256: str, bump: str | None = None) -> str:
     """The version after `latest`: `v1.0.0` first; then `bump`, or major if the contract changed, else minor."""
     if bump is not None and bump not in BUMPS:
-        raise RegistryError(f"bump {bump!r} is not one of {', '.join(BUMPS)}", hint="use --bump major, minor or patch")
+        raise RegistryError(
+            f"bump {bump!r} is not one of {', '.join(BUMPS)}", hint="use --bump major, minor or patch"
+        )
     if latest is None:
         return "v1.0.0"
     if bump is None:
@@ -244,7 +254,10 @@ def _workspace_problems(paths: ProjectPaths) -> list[str]:
     problems = []
     changed = run_git(paths.root, "status", "--porcelain", "--untracked-files=no")
     if changed:
-        problems.append("uncommitted changes to " + ", ".join(sorted(line.split(maxsplit=1)[-1] for line in changed.splitlines())))
+        problems.append(
+            "uncommitted changes to "
+            + ", ".join(sorted(line.split(maxsplit=1)[-1] for line in changed.splitlines()))
+        )
     with Repo(str(paths.root)) as repo:
         stale = repo.status()
     if stale:
@@ -306,7 +319,9 @@ def register(
         raise RegistryError(f"both a version ({version}) and a bump ({bump}) given", hint="give one of them")
     name = parse_version(version) if version is not None else None
     if bump is not None and bump not in BUMPS:
-        raise RegistryError(f"bump {bump!r} is not one of {', '.join(BUMPS)}", hint="use --bump major, minor or patch")
+        raise RegistryError(
+            f"bump {bump!r} is not one of {', '.join(BUMPS)}", hint="use --bump major, minor or patch"
+        )
     card, metrics = _trained_model(paths)
     head = run_git(paths.root, "rev-parse", "--verify", "HEAD^{commit}")
     problems = _workspace_problems(paths)
@@ -345,14 +360,18 @@ def register(
     onnx = _onnx_record(paths)
     if onnx is not None:
         record["onnx"] = onnx
-    name = name or next_version(versions[-1] if versions else None, schema_sha256=record["schema_sha256"], bump=bump)
+    name = name or next_version(
+        versions[-1] if versions else None, schema_sha256=record["schema_sha256"], bump=bump
+    )
     if problems:
         logger.warning("registering a dirty model: %s", "; ".join(problems))
     text = message or f"{card.model.name} trained on {card.lineage.source}"
     import gto.api
 
     with _gto_errors("register", paths.root):
-        gto.api.register(str(paths.root), MODEL_ARTIFACT, head, version=name, message=_tag_message(text, record))
+        gto.api.register(
+            str(paths.root), MODEL_ARTIFACT, head, version=name, message=_tag_message(text, record)
+        )
     logger.info("registered %s@%s on commit %s", MODEL_ARTIFACT, name, head[:7])
     return find_version(name, root=paths.root)
 
@@ -368,19 +387,27 @@ def promote(version: str, *, stage: str, root: str | Path | None = None) -> Mode
     import gto.api
 
     with _gto_errors("assign", root):
-        gto.api.assign(str(root), MODEL_ARTIFACT, stage, version=found.version, message=f"Promote {found.tag} to {stage}")
+        gto.api.assign(
+            str(root), MODEL_ARTIFACT, stage, version=found.version, message=f"Promote {found.tag} to {stage}"
+        )
     logger.info("%s is now in stage %s", found.tag, stage)
     return find_version(found.version, root=root)
 
 # %% ../nbs/api/50_registry.ipynb #d1a2b0d8
-def read_card(version: str | None = None, *, stage: str | None = None, root: str | Path | None = None) -> ModelCard:
+def read_card(
+    version: str | None = None, *, stage: str | None = None, root: str | Path | None = None
+) -> ModelCard:
     """The `ModelCard` of a registered version (or of the one in `stage`), read at its commit."""
     paths = project_paths(root)
     return open_version(find_version(version, stage=stage, root=paths.root), root=paths.root).card
 
 # %% ../nbs/api/50_registry.ipynb #a19092d9
 def get_model(
-    version: str | None = None, *, stage: str | None = None, out: str | Path | None = None, root: str | Path | None = None
+    version: str | None = None,
+    *,
+    stage: str | None = None,
+    out: str | Path | None = None,
+    root: str | Path | None = None,
 ) -> Path:
     """Write a registered version's `model.skops`, `card.json` and `card.md` to `out` (default `model-VERSION`), and
     its reference profile (`profile.json`) and ONNX export (`onnx/model.onnx`, `onnx/parity.json`) when its card
@@ -426,6 +453,12 @@ def demote(version: str, *, stage: str | None = None, root: str | Path | None = 
     import gto.api
 
     with _gto_errors("unassign", root):
-        gto.api.unassign(str(root), MODEL_ARTIFACT, stage=stage, version=found.version, message=f"Demote {found.tag} from {stage}")
+        gto.api.unassign(
+            str(root),
+            MODEL_ARTIFACT,
+            stage=stage,
+            version=found.version,
+            message=f"Demote {found.tag} from {stage}",
+        )
     logger.info("%s left stage %s", found.tag, stage)
     return find_version(found.version, root=root)

@@ -54,7 +54,11 @@ def _execute_cells_processor(source: Path, *, skip_flags: Sequence[str], strict:
             self.default_eval = fm_default_eval(nb_frontmatter(self.nb))
 
         def __call__(self, cell):
-            if cell.cell_type != "code" or not cell.source.strip() or not does_cell_eval(cell, self.default_eval):
+            if (
+                cell.cell_type != "code"
+                or not cell.source.strip()
+                or not does_cell_eval(cell, self.default_eval)
+            ):
                 return
             if set(getattr(cell, "directives_", None) or {}) & set(skip_flags):
                 return
@@ -64,8 +68,15 @@ def _execute_cells_processor(source: Path, *, skip_flags: Sequence[str], strict:
             symbol = re.search(r"^show_doc\((.+)\)\s*$", cell.source, re.M)
             if error is not None and symbol:
                 # show_doc evaluates annotations, which fails on names imported only for type checking.
-                logger.warning("%s: show_doc(%s) failed (%s); showing the unevaluated signature", source.name, symbol.group(1), error)
-                outputs = self.shell.run(f"{_PLAIN_SHOW_DOC}\n_plain_show_doc({symbol.group(1)}, {symbol.group(1)!r})")
+                logger.warning(
+                    "%s: show_doc(%s) failed (%s); showing the unevaluated signature",
+                    source.name,
+                    symbol.group(1),
+                    error,
+                )
+                outputs = self.shell.run(
+                    f"{_PLAIN_SHOW_DOC}\n_plain_show_doc({symbol.group(1)}, {symbol.group(1)!r})"
+                )
                 error, self.shell.exc = self.shell.exc, None
                 cell.outputs = [output for output in outputs if output.get("output_type") != "stream"]
             if error is not None and strict:
@@ -96,19 +107,31 @@ _SHOW_DOC_HEADING = re.compile(r"^#{2,4} (\S+)\s*$", re.M)
 _SOURCE_LINK = re.compile(r"^\[source\]\([^)]*\)(\{[^}\n]*\})?\n+", re.M)
 
 
-def _add_source_links(notebook: Any, module_name: str | None, *, root: Path, git_url: str, branch: str) -> None:
+def _add_source_links(
+    notebook: Any, module_name: str | None, *, root: Path, git_url: str, branch: str
+) -> None:
     for cell in notebook.cells:
         for output in cell.get("outputs", []) if module_name and git_url else []:
             markdown = output.get("data", {}).get("text/markdown")
             heading = _SHOW_DOC_HEADING.search(source_text(markdown or ""))
-            url = heading and _source_url(module_name, heading.group(1), root=root, git_url=git_url, branch=branch)
+            url = heading and _source_url(
+                module_name, heading.group(1), root=root, git_url=git_url, branch=branch
+            )
             if url:
                 text = _SOURCE_LINK.sub("", source_text(markdown))
-                output["data"]["text/markdown"] = text.replace(heading.group(0), f"[source]({url})\n\n{heading.group(0)}", 1)
+                output["data"]["text/markdown"] = text.replace(
+                    heading.group(0), f"[source]({url})\n\n{heading.group(0)}", 1
+                )
 
 # %% ../nbs/api/85_render.ipynb #c1f84415
 def process_notebook(
-    source: Path, destination: Path, *, execute: bool, root: Path | None = None, skip_flags: Sequence[str] = ("notest",), strict: bool = True
+    source: Path,
+    destination: Path,
+    *,
+    execute: bool,
+    root: Path | None = None,
+    skip_flags: Sequence[str] = ("notest",),
+    strict: bool = True,
 ) -> Path:
     """Run nbdev's documentation processors on the notebook `source` (executing its cells first when `execute`) and
     write the Quarto-flavoured result to `destination`. Call with the project root as working directory."""
@@ -129,7 +152,9 @@ def process_notebook(
     NBProcessor(nb=notebook, procs=procs, rm_directives="quarto").process()
     config = get_config()
     library = Path(config.lib_path).name
-    _add_source_links(notebook, module and f"{library}.{module}", root=root, git_url=config.git_url, branch=config.branch)
+    _add_source_links(
+        notebook, module and f"{library}.{module}", root=root, git_url=config.git_url, branch=config.branch
+    )
     destination.parent.mkdir(parents=True, exist_ok=True)
     write_nb(notebook, destination)
     return destination
@@ -145,5 +170,12 @@ def process_job(job: tuple[str, str, bool, str, tuple[str, ...], bool]) -> str:
 
     warnings.simplefilter("ignore")
     started = time.perf_counter()
-    process_notebook(Path(source), Path(destination), execute=execute, root=Path(root), skip_flags=skip_flags, strict=strict)
+    process_notebook(
+        Path(source),
+        Path(destination),
+        execute=execute,
+        root=Path(root),
+        skip_flags=skip_flags,
+        strict=strict,
+    )
     return f"{Path(source).name} in {time.perf_counter() - started:.1f} s"

@@ -40,7 +40,10 @@ def count_different_predictions(recorded: Any, reproduced: Any, X: pd.DataFrame)
 
     different = np.asarray(recorded.predict(X)) != np.asarray(reproduced.predict(X))
     if hasattr(recorded, "predict_proba") and hasattr(reproduced, "predict_proba"):
-        recorded_probabilities, reproduced_probabilities = recorded.predict_proba(X), reproduced.predict_proba(X)
+        recorded_probabilities, reproduced_probabilities = (
+            recorded.predict_proba(X),
+            reproduced.predict_proba(X),
+        )
         if recorded_probabilities.shape != reproduced_probabilities.shape:
             return len(X)
         different |= (recorded_probabilities != reproduced_probabilities).any(axis=1)
@@ -67,16 +70,26 @@ class Reproduction:
 
     @property
     def identical(self) -> bool:
-        return not self.metric_differences and self.different_predictions == 0 and self.test_split_identical is not False
+        return (
+            not self.metric_differences
+            and self.different_predictions == 0
+            and self.test_split_identical is not False
+        )
 
     def summary(self) -> str:
         verdict = "identical" if self.identical else "NOT identical"
         lines = [f"{MODEL_ARTIFACT}@{self.version} (commit {self.commit[:7]}) reproduced: {verdict}"]
         for name in sorted(set(self.recorded_metrics) | set(self.reproduced_metrics)):
             recorded, reproduced = self.recorded_metrics.get(name), self.reproduced_metrics.get(name)
-            lines.append(f"  {name:<20} recorded {recorded!s:<12} reproduced {reproduced!s:<12} {'same' if recorded == reproduced else 'DIFFERENT'}")
-        lines.append(f"  test predictions     {self.test_rows - self.different_predictions} of {self.test_rows} identical")
-        split = {True: "identical", False: "DIFFERENT", None: "not in the cache, not compared"}[self.test_split_identical]
+            lines.append(
+                f"  {name:<20} recorded {recorded!s:<12} reproduced {reproduced!s:<12} {'same' if recorded == reproduced else 'DIFFERENT'}"
+            )
+        lines.append(
+            f"  test predictions     {self.test_rows - self.different_predictions} of {self.test_rows} identical"
+        )
+        split = {True: "identical", False: "DIFFERENT", None: "not in the cache, not compared"}[
+            self.test_split_identical
+        ]
         lines.append(f"  test split           {split}")
         return "\n".join(lines)
 
@@ -112,7 +125,11 @@ def _share_cache(root: Path, worktree: Path) -> None:
 
 # %% ../nbs/api/52_reproduce.ipynb #8ba227f9
 def reproduce(
-    version: str | None = None, *, stage: str | None = None, root: str | Path | None = None, keep_worktree: bool = False
+    version: str | None = None,
+    *,
+    stage: str | None = None,
+    root: str | Path | None = None,
+    keep_worktree: bool = False,
 ) -> Reproduction:
     """Rerun the whole pipeline at a version's commit in a temporary git worktree and compare its test metrics
     and test-set predictions with the registered ones."""
@@ -156,7 +173,11 @@ def reproduce(
         )
     finally:
         if keep_worktree:
-            logger.info("kept the worktree at %s (remove it with `git worktree remove --force %s`)", worktree, worktree)
+            logger.info(
+                "kept the worktree at %s (remove it with `git worktree remove --force %s`)",
+                worktree,
+                worktree,
+            )
         else:
             run_git(paths.root, "worktree", "remove", "--force", str(worktree))
             shutil.rmtree(folder, ignore_errors=True)

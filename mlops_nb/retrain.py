@@ -71,9 +71,13 @@ def _command(arguments: list[str], root: Path, *, what: str) -> subprocess.Compl
     try:
         completed = subprocess.run(arguments, cwd=root, capture_output=True, text=True, timeout=3600)
     except (OSError, subprocess.SubprocessError) as error:
-        raise RetrainError(f"retrain step '{what}': `{' '.join(arguments)}` could not run ({error})") from None
+        raise RetrainError(
+            f"retrain step '{what}': `{' '.join(arguments)}` could not run ({error})"
+        ) from None
     if completed.returncode not in (0,):
-        lines = (completed.stderr.strip() + "\n" + completed.stdout.strip()).strip().splitlines() or ["no output"]
+        lines = (completed.stderr.strip() + "\n" + completed.stdout.strip()).strip().splitlines() or [
+            "no output"
+        ]
         # mlops-nb's own one-line message (a stage under `dvc repro`) names the cause; DVC's last ERROR line does not
         ours = [line for line in lines if line.startswith("error: ")]
         errors = [line for line in lines if line.lower().startswith("error")]
@@ -97,7 +101,9 @@ def set_params(path: str | Path, changes: dict[str, Any]) -> None:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
-    yaml.representer.add_representer(type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
+    yaml.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     path = Path(path)
     document = yaml.load(path.read_text(encoding="utf-8"))
     for dotted, value in changes.items():
@@ -105,7 +111,10 @@ def set_params(path: str | Path, changes: dict[str, Any]) -> None:
         *parents, key = dotted.split(".")
         for part in parents:
             if part not in node:
-                raise RetrainError(f"{path.name}: no section '{part}' for --set {dotted}", hint="use a key of params.yaml, e.g. train.model")
+                raise RetrainError(
+                    f"{path.name}: no section '{part}' for --set {dotted}",
+                    hint="use a key of params.yaml, e.g. train.model",
+                )
             node = node[part]
         node[key] = value
     with open(path, "w", encoding="utf-8") as stream:
@@ -123,11 +132,18 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def write_training_data(
-    batch: pd.DataFrame, *, mode: Literal["replace", "append"], root: Path, current_source: str, current_query: str | None
+    batch: pd.DataFrame,
+    *,
+    mode: Literal["replace", "append"],
+    root: Path,
+    current_source: str,
+    current_query: str | None,
 ) -> Path:
     """The file the retrained pipeline reads: the batch alone, or the current data followed by the batch."""
     if mode not in ("replace", "append"):
-        raise RetrainError(f"--mode {mode!r} is not replace or append", hint="use --mode replace or --mode append")
+        raise RetrainError(
+            f"--mode {mode!r} is not replace or append", hint="use --mode replace or --mode append"
+        )
     frame = batch
     if mode == "append":
         current, _ = read_source(current_source, query=current_query, root=root)
@@ -138,13 +154,17 @@ def write_training_data(
                 hint="send a batch with the training data's columns, or use --mode replace",
             )
         frame = pd.concat([current, batch[list(current.columns)]], ignore_index=True)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:12]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[
+        :12
+    ]
     target = root / RETRAIN_DATA_DIR / f"{mode}-{digest}.parquet"
     write_parquet(frame, target)
     return target
 
 # %% ../nbs/api/75_retrain.ipynb #23d1bced
-def compare_models(champion: Any, challenger: Any, frame: pd.DataFrame, profile: dict[str, Any], *, margin: float) -> dict[str, Any]:
+def compare_models(
+    champion: Any, challenger: Any, frame: pd.DataFrame, profile: dict[str, Any], *, margin: float
+) -> dict[str, Any]:
     """Score `champion` and `challenger` on the labelled rows of `frame`; `promote` says whether the challenger is
     not worse than the champion by more than `margin`."""
     from mlops_nb.config import MonitorParams
@@ -161,7 +181,9 @@ def compare_models(champion: Any, challenger: Any, frame: pd.DataFrame, profile:
             logger.warning("the champion cannot score the new data (%s): the challenger wins", error)
             scores[name] = None
             continue
-        performance = model_performance(frame, predicted, profile, params=params, source="the comparison data")
+        performance = model_performance(
+            frame, predicted, profile, params=params, source="the comparison data"
+        )
         scores[name] = performance["metrics"]
     metric, direction = PRIMARY_METRIC[profile["task"]]
     challenger_score = scores["challenger"][metric]
@@ -208,7 +230,16 @@ def _champion(stage: str, root: Path):
         return None
 
 
-def _monitor_step(result: RetrainResult, root: Path, *, source: str, query: str | None, stage: str, champion: Any, force: bool) -> bool:
+def _monitor_step(
+    result: RetrainResult,
+    root: Path,
+    *,
+    source: str,
+    query: str | None,
+    stage: str,
+    champion: Any,
+    force: bool,
+) -> bool:
     arguments = [_tool("mlops-nb"), "monitor", "--data", source, "--progress", "off"]
     arguments += ["--query", query] if query else []
     arguments += ["--stage", stage] if champion is not None else []
@@ -218,10 +249,16 @@ def _monitor_step(result: RetrainResult, root: Path, *, source: str, query: str 
     if completed.returncode not in (0, 3):
         last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
         result.log("monitor", False, f"exit {completed.returncode}: {last}")
-        raise RetrainError(f"retrain step 'monitor' failed: {last.removeprefix('error: ')}", hint="nothing was changed")
+        raise RetrainError(
+            f"retrain step 'monitor' failed: {last.removeprefix('error: ')}", hint="nothing was changed"
+        )
     recommended = completed.returncode == 3
-    result.log("monitor", True, f"exit {completed.returncode}: retrain {'recommended' if recommended else 'not needed'}"
-               + (" (--force: retraining anyway)" if force and not recommended else ""))
+    result.log(
+        "monitor",
+        True,
+        f"exit {completed.returncode}: retrain {'recommended' if recommended else 'not needed'}"
+        + (" (--force: retraining anyway)" if force and not recommended else ""),
+    )
     return recommended or force
 
 # %% ../nbs/api/75_retrain.ipynb #cc0828bd
@@ -263,31 +300,54 @@ def retrain(
     margin = params.monitor.retrain.promotion_margin if margin is None else margin
     result = RetrainResult()
     try:
-        status = _command(["git", "status", "--porcelain", "--untracked-files=no"], root, what="clean work tree")
+        status = _command(
+            ["git", "status", "--porcelain", "--untracked-files=no"], root, what="clean work tree"
+        )
         if changed := [line for line in status.stdout.splitlines() if line.strip()]:
-            shown = ", ".join(line[3:] for line in changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-            raise RetrainError(f"the work tree has uncommitted changes ({shown})",
-                               hint="commit or stash them first: the retrain commits on a branch of HEAD")
+            shown = ", ".join(line[3:] for line in changed[:5]) + (
+                f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+            )
+            raise RetrainError(
+                f"the work tree has uncommitted changes ({shown})",
+                hint="commit or stash them first: the retrain commits on a branch of HEAD",
+            )
         champion = _champion(stage, root)
         result.champion = champion.version if champion else None
-        if not _monitor_step(result, root, source=source, query=query, stage=stage, champion=champion, force=force):
+        if not _monitor_step(
+            result, root, source=source, query=query, stage=stage, champion=champion, force=force
+        ):
             return _finish(result, root)
         batch, lineage = read_source(source, query=query, root=root)
-        data_file = write_training_data(batch, mode=mode, root=root, current_source=params.data.source, current_query=params.data.query)
+        data_file = write_training_data(
+            batch, mode=mode, root=root, current_source=params.data.source, current_query=params.data.query
+        )
         relative = data_file.relative_to(root).as_posix()
         result.branch = branch or _free_branch(root, f"retrain/{data_file.stem}")
         _git(root, "switch", "-c", result.branch, what="branch")
         result.log("branch", True, f"on new branch {result.branch}")
         _command([_tool("dvc"), "add", relative], root, what="data")
         set_params(root / "params.yaml", {"data.source": relative, "data.query": None, **(changes or {})})
-        result.log("data", True, f"{mode}: {len(batch)} new row(s) from {lineage.source} -> {relative} (dvc add); data.source = {relative}"
-                   + (f"; set {', '.join(f'{key}={value}' for key, value in changes.items())}" if changes else ""))
+        result.log(
+            "data",
+            True,
+            f"{mode}: {len(batch)} new row(s) from {lineage.source} -> {relative} (dvc add); data.source = {relative}"
+            + (f"; set {', '.join(f'{key}={value}' for key, value in changes.items())}" if changes else ""),
+        )
         load_params(root / "params.yaml")  # a bad --set fails here, before any run
         _command([_tool("dvc"), "repro"], root, what="repro")
         result.log("repro", True, "dvc repro")
         _git(root, "add", "-A", what="commit")
-        _git(root, "reset", "-q", "--", *NEVER_COMMITTED, what="commit")  # staged only if no .gitignore lists them
-        _git(root, "commit", "-q", "-m", f"Retrain on {lineage.source} ({mode}, {len(batch)} rows)", what="commit")
+        _git(
+            root, "reset", "-q", "--", *NEVER_COMMITTED, what="commit"
+        )  # staged only if no .gitignore lists them
+        _git(
+            root,
+            "commit",
+            "-q",
+            "-m",
+            f"Retrain on {lineage.source} ({mode}, {len(batch)} rows)",
+            what="commit",
+        )
         commit = _git(root, "rev-parse", "HEAD", what="commit")
         result.log("commit", True, f"commit {commit[:7]} on {result.branch}")
         registered = register(message=f"retrained on {lineage.source} ({mode})", root=root)
@@ -299,22 +359,52 @@ def retrain(
         if champion_model is None:
             result.comparison = {"promote": True, "reason": f"no version in stage {stage} yet"}
         else:
-            result.comparison = compare_models(champion_model, challenger.model, comparison_data, challenger.profile, margin=margin)
+            result.comparison = compare_models(
+                champion_model, challenger.model, comparison_data, challenger.profile, margin=margin
+            )
         comparison = result.comparison
-        result.log("compare", True, (
-            f"{comparison['metric']}: challenger {comparison['challenger']} vs champion {comparison['champion']} "
-            f"on {comparison['rows']} newest labelled row(s); worse by {comparison['worse_by']} (margin {margin})"
-            if "metric" in comparison else comparison["reason"]))
+        result.log(
+            "compare",
+            True,
+            (
+                f"{comparison['metric']}: challenger {comparison['challenger']} vs champion {comparison['champion']} "
+                f"on {comparison['rows']} newest labelled row(s); worse by {comparison['worse_by']} (margin {margin})"
+                if "metric" in comparison
+                else comparison["reason"]
+            ),
+        )
         if comparison["promote"]:
             promote(registered.version, stage=stage, root=root)
             result.promoted = True
             result.log("promote", True, f"{registered.version} promoted to {stage}")
         else:
-            result.log("promote", True, f"{registered.version} NOT promoted: worse than the champion {result.champion} by more than the margin")
+            result.log(
+                "promote",
+                True,
+                f"{registered.version} NOT promoted: worse than the champion {result.champion} by more than the margin",
+            )
     except MlopsNbError as error:
         if not result.steps or result.steps[-1].ok:
-            failed = {"monitor", "branch", "data", "repro", "commit", "register", "compare", "promote"} - {step.name for step in result.steps}
-            name = next((step for step in ("monitor", "branch", "data", "repro", "commit", "register", "compare", "promote") if step in failed), "retrain")
+            failed = {"monitor", "branch", "data", "repro", "commit", "register", "compare", "promote"} - {
+                step.name for step in result.steps
+            }
+            name = next(
+                (
+                    step
+                    for step in (
+                        "monitor",
+                        "branch",
+                        "data",
+                        "repro",
+                        "commit",
+                        "register",
+                        "compare",
+                        "promote",
+                    )
+                    if step in failed
+                ),
+                "retrain",
+            )
             result.log(name, False, str(error))
         _finish(result, root)
         raise

@@ -66,14 +66,18 @@ def parse_dates(column: pd.Series) -> pd.Series | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "could not infer format": then the share below decides
-        parsed = pd.to_datetime(column.astype("str").str.strip().where(column.notna()), errors="coerce", utc=True)
+        parsed = pd.to_datetime(
+            column.astype("str").str.strip().where(column.notna()), errors="coerce", utc=True
+        )
     if parsed[column.notna()].notna().mean() < DATE_SHARE:
         return None
     return parsed.dt.tz_localize(None)
 
 # %% ../nbs/api/12_roles.ipynb #r0000013
 IDENTIFIER_SHARE = 0.9  # distinct values / rows at or above which text is identifier-like
-HIGH_CARDINALITY_SHARE = 0.5  # ... at or above which (with more than MIN_DISTINCT values) text is too varied to encode
+HIGH_CARDINALITY_SHARE = (
+    0.5  # ... at or above which (with more than MIN_DISTINCT values) text is too varied to encode
+)
 MIN_DISTINCT = 20
 LONG_TEXT = 50  # mean characters at or above which text is free text
 
@@ -90,18 +94,28 @@ def detect_role(column: pd.Series) -> tuple[str, str]:
         values = values[values.astype("str").str.strip() != ""]
     distinct, rows = int(values.nunique()), len(values)
     if distinct <= 1:
-        return "constant", f"the single value {_describe(values.iloc[0])} in every row" if rows else "missing in every row"
+        return (
+            "constant",
+            f"the single value {_describe(values.iloc[0])} in every row" if rows else "missing in every row",
+        )
     if pd.api.types.is_bool_dtype(values):
         return "categorical", "true/false values"
     if pd.api.types.is_datetime64_any_dtype(values):
         return "datetime", f"dates ({values.min():%Y-%m-%d} to {values.max():%Y-%m-%d})"
     if pd.api.types.is_numeric_dtype(values):
         integral = np.all(np.mod(values.to_numpy(dtype=float), 1) == 0)
-        if integral and distinct == rows >= MIN_DISTINCT and np.all(np.diff(np.sort(values.to_numpy(dtype=float))) == 1):
+        if (
+            integral
+            and distinct == rows >= MIN_DISTINCT
+            and np.all(np.diff(np.sort(values.to_numpy(dtype=float))) == 1)
+        ):
             return "identifier", f"consecutive integers {values.min():g} to {values.max():g}: a row number"
         return "numeric", "numbers"
     if parse_grouped_numbers(values) is not None:
-        return "numeric", f"numbers written with ',' thousands separators (e.g. {_describe(values.iloc[0])}), parsed"
+        return (
+            "numeric",
+            f"numbers written with ',' thousands separators (e.g. {_describe(values.iloc[0])}), parsed",
+        )
     if parse_dates(values) is not None:
         return "datetime", f"text of dates (e.g. {_describe(values.iloc[0])}), parsed"
     share = distinct / rows
@@ -111,7 +125,10 @@ def detect_role(column: pd.Series) -> tuple[str, str]:
     if distinct >= MIN_DISTINCT and mean_length >= LONG_TEXT:
         return "text", f"free text ({mean_length:.0f} characters on average)"
     if distinct > 2 * MIN_DISTINCT and share >= HIGH_CARDINALITY_SHARE:
-        return "text", f"{distinct} distinct values in {rows} rows ({share:.0%}): too varied to encode as categories"
+        return (
+            "text",
+            f"{distinct} distinct values in {rows} rows ({share:.0%}): too varied to encode as categories",
+        )
     return "categorical", f"{distinct} distinct values"
 
 # %% ../nbs/api/12_roles.ipynb #r0000016
@@ -125,7 +142,9 @@ def _check_names(names: Sequence[str], columns: list[str], key: str) -> None:
             )
 
 
-def _decide(name: str, role: str, reason: str, *, include: Sequence[str], exclude: Sequence[str], datetime: str) -> tuple[bool, str]:
+def _decide(
+    name: str, role: str, reason: str, *, include: Sequence[str], exclude: Sequence[str], datetime: str
+) -> tuple[bool, str]:
     if name in exclude:
         return False, f"{reason}; excluded by features.exclude"
     if name in include:
@@ -151,7 +170,9 @@ def assign_roles(
     _check_names(exclude, inputs, "features.exclude")
     both = sorted(set(include) & set(exclude))
     if both:
-        raise ConfigError(f"features.include and features.exclude both name {', '.join(both)}", hint="keep one")
+        raise ConfigError(
+            f"features.include and features.exclude both name {', '.join(both)}", hint="keep one"
+        )
     roles, parsed = [], {}
     for name in inputs:
         role, reason = detect_role(frame[name])
@@ -175,7 +196,15 @@ def assign_roles(
 def roles_table(roles: list[ColumnRole]) -> pd.DataFrame:
     """One row per column: role, whether it is a feature, why, and its dtype as read."""
     rows = [
-        {"column": role.name, "role": role.role, "feature": "yes" if role.used else "no", "reason": role.reason, "dtype as read": role.dtype}
+        {
+            "column": role.name,
+            "role": role.role,
+            "feature": "yes" if role.used else "no",
+            "reason": role.reason,
+            "dtype as read": role.dtype,
+        }
         for role in roles
     ]
-    return pd.DataFrame(rows, columns=["column", "role", "feature", "reason", "dtype as read"]).set_index("column")
+    return pd.DataFrame(rows, columns=["column", "role", "feature", "reason", "dtype as read"]).set_index(
+        "column"
+    )

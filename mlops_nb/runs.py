@@ -47,7 +47,10 @@ def _report_hashes(outs: dict[str, Any]) -> dict[str, str]:
     return {
         Path(path).stem: out["hash"]
         for path, out in sorted(outs.items())
-        if path.startswith(REPORTS) and path.endswith(".ipynb") and "/" not in path[len(REPORTS):] and (out or {}).get("hash")
+        if path.startswith(REPORTS)
+        and path.endswith(".ipynb")
+        and "/" not in path[len(REPORTS) :]
+        and (out or {}).get("hash")
     }
 
 
@@ -77,21 +80,33 @@ def run_row(entry: dict[str, Any], *, kind: str, versions: dict[str, str] | None
     return row
 
 # %% ../nbs/api/86_runs.ipynb #u0000008
-def runs_from_exp_show(shown: list[dict[str, Any]], *, versions: dict[str, str] | None = None) -> pd.DataFrame:
+def runs_from_exp_show(
+    shown: list[dict[str, Any]], *, versions: dict[str, str] | None = None
+) -> pd.DataFrame:
     """The runs table from the parsed output of `dvc exp show --json`: commits and their experiments, the parameters
     reduced to those with two values at least among the runs (and `ALWAYS_SHOWN`), the reports last."""
     rows = []
     for commit in shown:
-        rows.append(run_row(commit, kind="workspace" if commit.get("rev") == "workspace" else "commit", versions=versions))
+        rows.append(
+            run_row(
+                commit, kind="workspace" if commit.get("rev") == "workspace" else "commit", versions=versions
+            )
+        )
         for experiment in commit.get("experiments") or []:
             for revision in experiment.get("revs") or []:
-                rows.append(run_row({**revision, "name": experiment.get("name") or revision.get("name")}, kind="experiment"))
+                rows.append(
+                    run_row(
+                        {**revision, "name": experiment.get("name") or revision.get("name")},
+                        kind="experiment",
+                    )
+                )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     params = [column for column in table.columns if column.startswith("param ")]
     varying = [
-        column for column in params
+        column
+        for column in params
         # Two values at least: a key that only some runs have (params.yaml's layout changed) is not a difference.
         if column.removeprefix("param ") in ALWAYS_SHOWN or table[column].dropna().astype(str).nunique() > 1
     ]
@@ -146,8 +161,9 @@ def _cell(value: Any) -> str:
 
 def _report_cell(reports: dict[str, str], report_link: Callable[[str, str], str | None]) -> str:
     links = [
-        f'<a href="{html.escape(link)}">{html.escape(stage)}</a>' if (link := report_link(stage, md5)) else
-        f'<span title="not in the local DVC cache: dvc pull">{html.escape(stage)}</span>'
+        f'<a href="{html.escape(link)}">{html.escape(stage)}</a>'
+        if (link := report_link(stage, md5))
+        else f'<span title="not in the local DVC cache: dvc pull">{html.escape(stage)}</span>'
         for stage, md5 in (reports or {}).items()
     ]
     return " ".join(links)
@@ -162,13 +178,18 @@ def runs_page(table: pd.DataFrame, *, report_link: Callable[[str, str], str | No
     )
     if table.empty:
         return text + "No runs yet: `make run` or `dvc exp run`.\n"
-    columns = [column for column in table.columns if column != "reports"] + (["reports"] if "reports" in table else [])
+    columns = [column for column in table.columns if column != "reports"] + (
+        ["reports"] if "reports" in table else []
+    )
     link = report_link or (lambda stage, md5: None)
     header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
     body = "\n".join(
-        "<tr>" + "".join(
-            f"<td>{_report_cell(row[column], link) if column == 'reports' else _cell(row[column])}</td>" for column in columns
-        ) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{_report_cell(row[column], link) if column == 'reports' else _cell(row[column])}</td>"
+            for column in columns
+        )
+        + "</tr>"
         for _, row in table.iterrows()
     )
     text += f'```{{raw}} html\n<table class="table runs-table">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n```\n\n'

@@ -64,7 +64,9 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
         state.install(served if served is not None else state.load())
         if settings.prediction_log:
             state.log = PredictionLog(
-                settings.prediction_log_dir(), max_bytes=settings.log_max_bytes, queue_size=settings.log_queue_size,
+                settings.prediction_log_dir(),
+                max_bytes=settings.log_max_bytes,
+                queue_size=settings.log_queue_size,
                 on_drop=lambda rows: metrics.log_dropped.inc(rows),
             ).start()
         # Everything loaded so far (libraries, the model) is long-lived: moved out of the garbage collector's sight,
@@ -98,17 +100,23 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Any:
-        return serve_handlers.error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
+        return serve_handlers.error_response(
+            error.status_code, str(error.detail), getattr(error, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, error: RequestValidationError) -> Any:
         metrics.invalid_requests.labels("bad_request").inc()
-        return serve_handlers.error_response(400, "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()))
+        return serve_handlers.error_response(
+            400, "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Any:
         logger.exception("request %s failed", getattr(request.state, "request_id", "?"))
-        return serve_handlers.error_response(500, f"internal error ({type(error).__name__}); see the server log")
+        return serve_handlers.error_response(
+            500, f"internal error ({type(error).__name__}); see the server log"
+        )
 
     errors = {status: {"model": serve_schema.ErrorResponse} for status in (400, 401, 404, 413, 415)}
     v2_body = serve_handlers.request_body(InferenceRequest)
@@ -119,14 +127,25 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
 
     @app.get("/v2/health/ready", tags=["V2"])
     async def ready() -> Any:
-        return serve_handlers.json_response({"ready": state.current is not None}, 200 if state.current is not None else 503)
+        return serve_handlers.json_response(
+            {"ready": state.current is not None}, 200 if state.current is not None else 503
+        )
 
     @app.get("/v2", tags=["V2"])
     async def server_metadata() -> dict[str, Any]:
-        return {"name": "mlops_nb", "version": __version__, "extensions": ["binary_tensor_data", "model_repository"]}
+        return {
+            "name": "mlops_nb",
+            "version": __version__,
+            "extensions": ["binary_tensor_data", "model_repository"],
+        }
 
     @app.get("/v2/models/{name}", response_model=serve_schema.ModelMetadata, responses=errors, tags=["V2"])
-    @app.get("/v2/models/{name}/versions/{version}", response_model=serve_schema.ModelMetadata, responses=errors, tags=["V2"])
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        response_model=serve_schema.ModelMetadata,
+        responses=errors,
+        tags=["V2"],
+    )
     async def metadata(name: str, version: str | None = None) -> Any:
         served, decoder = state.current
         serve_handlers.check_model(served, name, version)
@@ -138,12 +157,28 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
         serve_handlers.check_model(state.served, name, version)
         return {"name": name, "ready": True}
 
-    @app.post("/v2/models/{name}/infer", response_model=serve_schema.InferenceResponse, responses=errors, openapi_extra=v2_body, tags=["V2"])
-    @app.post("/v2/models/{name}/versions/{version}/infer", response_model=serve_schema.InferenceResponse, responses=errors, openapi_extra=v2_body, tags=["V2"])
+    @app.post(
+        "/v2/models/{name}/infer",
+        response_model=serve_schema.InferenceResponse,
+        responses=errors,
+        openapi_extra=v2_body,
+        tags=["V2"],
+    )
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        response_model=serve_schema.InferenceResponse,
+        responses=errors,
+        openapi_extra=v2_body,
+        tags=["V2"],
+    )
     async def infer(request: Request, name: str, version: str | None = None) -> Any:
         return await serve_handlers.infer_v2(state, request, name, version)
 
-    @app.post("/v2/repository/models/{name}/load", responses={**errors, 409: {"model": serve_schema.ErrorResponse}}, tags=["V2"])
+    @app.post(
+        "/v2/repository/models/{name}/load",
+        responses={**errors, 409: {"model": serve_schema.ErrorResponse}},
+        tags=["V2"],
+    )
     async def load(request: Request, name: str) -> Any:
         serve_handlers.authorize(state, request)
         serve_handlers.check_model(state.served, name, None)
@@ -153,14 +188,28 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
             return serve_handlers.error_response(409, str(error))
         return {"name": name, "version": reloaded.version, "runtime": reloaded.runtime.name}
 
-    @app.post("/v1/models/{name}:predict", response_model=serve_schema.V1PredictResponse, responses=errors, openapi_extra=serve_handlers.request_body(V1PredictRequest), tags=["V1"])
+    @app.post(
+        "/v1/models/{name}:predict",
+        response_model=serve_schema.V1PredictResponse,
+        responses=errors,
+        openapi_extra=serve_handlers.request_body(V1PredictRequest),
+        tags=["V1"],
+    )
     async def predict(request: Request, name: str) -> Any:
         return await serve_handlers.predict_v1(state, request, name)
 
     @app.get("/v1/models/{name}", responses=errors, tags=["V1"])
     async def model_status(name: str) -> Any:
         serve_handlers.check_model(state.served, name, None)
-        return {"model_version_status": [{"version": state.served.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+        return {
+            "model_version_status": [
+                {
+                    "version": state.served.version,
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
 
     @app.get("/metrics", tags=["metrics"])
     async def prometheus_metrics() -> Any:
@@ -170,7 +219,9 @@ def create_app(settings: ServeSettings, *, served: ServedModel | None = None) ->
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def infer_fast(request: Request) -> Any:
-        return await serve_handlers.infer_v2(state, request, request.path_params["name"], request.path_params.get("version"))
+        return await serve_handlers.infer_v2(
+            state, request, request.path_params["name"], request.path_params.get("version")
+        )
 
     async def predict_fast(request: Request) -> Any:
         return await serve_handlers.predict_v1(state, request, request.path_params["name"])
@@ -201,15 +252,35 @@ def run_server(settings: ServeSettings, *, metrics_dir: str | Path | None = None
     """Load the model (failing fast), then serve it with uvicorn until interrupted."""
     import uvicorn
 
-    served = load_version(settings.root, **ServerState(settings, ServerMetrics()).source(), threads=settings.onnx_threads())
+    served = load_version(
+        settings.root, **ServerState(settings, ServerMetrics()).source(), threads=settings.onnx_threads()
+    )
     if not _is_loopback(settings.host) and not os.environ.get(TOKEN_ENV):
-        logger.warning("serving on %s, beyond this machine, without %s: anyone who reaches it can predict and reload", settings.host, TOKEN_ENV)
-    logger.info("model %s (runtime %s) on http://%s:%d (docs: /docs, metrics: /metrics)", served.version, served.runtime.name, settings.host, settings.port)
-    options = {"host": settings.host, "port": settings.port, "access_log": False, "log_level": "warning", "timeout_graceful_shutdown": 10}
+        logger.warning(
+            "serving on %s, beyond this machine, without %s: anyone who reaches it can predict and reload",
+            settings.host,
+            TOKEN_ENV,
+        )
+    logger.info(
+        "model %s (runtime %s) on http://%s:%d (docs: /docs, metrics: /metrics)",
+        served.version,
+        served.runtime.name,
+        settings.host,
+        settings.port,
+    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+    }
     if settings.workers <= 1:
         uvicorn.run(create_app(settings, served=served), **options)
         return
-    folder = serve_metrics.use_multiprocess_dir(metrics_dir or Path(tempfile.gettempdir()) / f"mlops-nb-metrics-{settings.port}")
+    folder = serve_metrics.use_multiprocess_dir(
+        metrics_dir or Path(tempfile.gettempdir()) / f"mlops-nb-metrics-{settings.port}"
+    )
     logger.info("%d workers; metrics summed through %s", settings.workers, folder)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run("mlops_nb.serve:app_from_environment", factory=True, workers=settings.workers, **options)

@@ -36,7 +36,12 @@ def json_response(content: Any, status: int = 200, headers: dict[str, str] | Non
     """`content` as a JSON response (numpy arrays of numbers included)."""
     from starlette.responses import Response
 
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 # %% ../nbs/api/64_serve_handlers.ipynb #ad931522
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
@@ -60,7 +65,12 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     """An OpenAPI request body for `model` (the handlers parse the body themselves, strictly and fast)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline_refs(model.model_json_schema())}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline_refs(model.model_json_schema())}},
+        }
+    }
 
 # %% ../nbs/api/64_serve_handlers.ipynb #c07d1025
 def parse_json(body: bytes) -> Any:
@@ -105,7 +115,10 @@ class ObservedRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", identifier.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", identifier.encode("latin-1")),
+                ]
             await send(message)
 
         try:
@@ -113,12 +126,16 @@ class ObservedRequests:
             limit = self.state.settings.max_body_bytes
             if length is not None and length.isdigit() and int(length) > limit:
                 self.state.metrics.invalid_requests.labels("body_too_large").inc()
-                await error_response(413, f"the body has {int(length)} bytes, over the limit of {limit} (--max-body-bytes)")(scope, receive, send_with_id)
+                await error_response(
+                    413, f"the body has {int(length)} bytes, over the limit of {limit} (--max-body-bytes)"
+                )(scope, receive, send_with_id)
                 return
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
-            counter, histogram = self.state.metrics.request_observers(getattr(route, "path", None) or "unmatched", scope["method"], status)
+            counter, histogram = self.state.metrics.request_observers(
+                getattr(route, "path", None) or "unmatched", scope["method"], status
+            )
             counter.inc()
             histogram.observe(time.perf_counter() - started)
 
@@ -129,7 +146,11 @@ async def read_body(request: Any, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise InvalidRequest(f"the body is over the limit of {limit} bytes (--max-body-bytes)", status=413, reason="body_too_large")
+            raise InvalidRequest(
+                f"the body is over the limit of {limit} bytes (--max-body-bytes)",
+                status=413,
+                reason="body_too_large",
+            )
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -141,17 +162,23 @@ def authorize(state: ServerState, request: Any) -> None:
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {state.token}".encode()):
         raise InvalidRequest(
-            f"missing or wrong token: send 'Authorization: Bearer <token>' (the server's {TOKEN_ENV})", status=401, reason="unauthorized"
+            f"missing or wrong token: send 'Authorization: Bearer <token>' (the server's {TOKEN_ENV})",
+            status=401,
+            reason="unauthorized",
         )
 
 # %% ../nbs/api/64_serve_handlers.ipynb #de6e38a5
 def check_model(served: ServedModel, name: str, version: str | None) -> None:
     """Refuse with 404 a model name other than `model`, or a version other than the one served."""
     if name != MODEL_NAME:
-        raise InvalidRequest(f"unknown model {name!r}: this server serves {MODEL_NAME!r}", status=404, reason="unknown_model")
+        raise InvalidRequest(
+            f"unknown model {name!r}: this server serves {MODEL_NAME!r}", status=404, reason="unknown_model"
+        )
     if version is not None and version != served.version:
         raise InvalidRequest(
-            f"unknown version {version!r} of {MODEL_NAME!r}: this server serves {served.version!r}", status=404, reason="unknown_version"
+            f"unknown version {version!r} of {MODEL_NAME!r}: this server serves {served.version!r}",
+            status=404,
+            reason="unknown_version",
         )
 
 # %% ../nbs/api/64_serve_handlers.ipynb #9c3e04ed
@@ -160,7 +187,11 @@ def check_content_type(headers: Any, *, binary: bool) -> None:
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     allowed = ("", "application/json", "application/octet-stream") if binary else ("", "application/json")
     if content_type not in allowed:
-        raise InvalidRequest(f"content type {content_type!r} is not accepted: send application/json", status=415, reason="content_type")
+        raise InvalidRequest(
+            f"content type {content_type!r} is not accepted: send application/json",
+            status=415,
+            reason="content_type",
+        )
 
 # %% ../nbs/api/64_serve_handlers.ipynb #57b28bde
 def predictions_datatype(values: np.ndarray) -> str:
@@ -183,7 +214,9 @@ async def predict_batch(state: ServerState, request_id: str, served: ServedModel
     if batch.n_rows <= state.settings.inline_rows and served.runtime.name == "onnx":
         prediction = served.runtime.predict(batch.columns, probabilities=classification)
     else:
-        prediction = await run_in_threadpool(served.runtime.predict, batch.columns, probabilities=classification)
+        prediction = await run_in_threadpool(
+            served.runtime.predict, batch.columns, probabilities=classification
+        )
     metrics = state.metrics
     metrics.inference_observer(served.runtime.name).observe(time.perf_counter() - started)
     metrics.observe_predictions(prediction.predictions, classification=classification)
@@ -193,7 +226,9 @@ async def predict_batch(state: ServerState, request_id: str, served: ServedModel
         outputs = {"predict": prediction.predictions}
         if classification:
             outputs["predict_proba"] = prediction.probabilities
-        state.log.submit(request_id=request_id, model_version=served.version, rows=batch.columns, outputs=outputs)
+        state.log.submit(
+            request_id=request_id, model_version=served.version, rows=batch.columns, outputs=outputs
+        )
     return prediction
 
 # %% ../nbs/api/64_serve_handlers.ipynb #d3fc3dbd
@@ -203,7 +238,9 @@ def _binary_split(request: Any, body: bytes) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     if not header_length.isdigit() or int(header_length) > len(body):
-        raise InvalidRequest(f"Inference-Header-Content-Length {header_length!r} does not fit the body", reason="bad_binary")
+        raise InvalidRequest(
+            f"Inference-Header-Content-Length {header_length!r} does not fit the body", reason="bad_binary"
+        )
     return body[: int(header_length)], body[int(header_length) :]
 
 
@@ -219,7 +256,10 @@ async def infer_v2(state: ServerState, request: Any, name: str, version: str | N
     known = ("predict", "predict_proba") if classification else ("predict",)
     unknown = [output for output in wanted if output not in known]
     if unknown:
-        raise InvalidRequest(f"unknown output(s) {', '.join(map(repr, unknown))}; this model has {', '.join(map(repr, known))}", reason="unknown_output")
+        raise InvalidRequest(
+            f"unknown output(s) {', '.join(map(repr, unknown))}; this model has {', '.join(map(repr, known))}",
+            reason="unknown_output",
+        )
     batch = decoder.decode_v2(inference, binary)
     identifier = request.scope["state"]["request_id"]
     prediction = await predict_batch(state, identifier, served, batch)
@@ -227,13 +267,32 @@ async def infer_v2(state: ServerState, request: Any, name: str, version: str | N
     for output in wanted:
         if output == "predict":
             values = prediction.predictions
-            outputs.append({"name": "predict", "datatype": predictions_datatype(values), "shape": [batch.n_rows], "data": _tensor_data(values)})
+            outputs.append(
+                {
+                    "name": "predict",
+                    "datatype": predictions_datatype(values),
+                    "shape": [batch.n_rows],
+                    "data": _tensor_data(values),
+                }
+            )
         else:
             probabilities = prediction.probabilities
-            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": list(probabilities.shape),
-                            "parameters": {"classes": served.classes}, "data": _tensor_data(probabilities.ravel())})
-    response = {"model_name": MODEL_NAME, "model_version": served.version, "id": inference.get("id") or identifier,
-                "parameters": {"runtime": served.runtime.name}, "outputs": outputs}
+            outputs.append(
+                {
+                    "name": "predict_proba",
+                    "datatype": "FP64",
+                    "shape": list(probabilities.shape),
+                    "parameters": {"classes": served.classes},
+                    "data": _tensor_data(probabilities.ravel()),
+                }
+            )
+    response = {
+        "model_name": MODEL_NAME,
+        "model_version": served.version,
+        "id": inference.get("id") or identifier,
+        "parameters": {"runtime": served.runtime.name},
+        "outputs": outputs,
+    }
     return json_response(response)
 
 # %% ../nbs/api/64_serve_handlers.ipynb #b382b627
@@ -246,7 +305,10 @@ async def predict_v1(state: ServerState, request: Any, name: str) -> Any:
     instances = v1_instances(parse_json(await read_body(request, state.settings.max_body_bytes)))
     batch = decoder.decode_v1(instances)
     prediction = await predict_batch(state, request.scope["state"]["request_id"], served, batch)
-    response: dict[str, Any] = {"predictions": _tensor_data(prediction.predictions), "model_version": served.version}
+    response: dict[str, Any] = {
+        "predictions": _tensor_data(prediction.predictions),
+        "model_version": served.version,
+    }
     if served.classes is not None:
         response["probabilities"] = _tensor_data(prediction.probabilities)
         response["classes"] = served.classes

@@ -66,25 +66,52 @@ class ServerMetrics:
         self._inference_observers: dict[str, Any] = {}
         options = {"registry": self.registry}
         self.requests = Counter(
-            "mlops_nb_http_requests", "HTTP requests by route template, method and status", ["route", "method", "status"], **options
+            "mlops_nb_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            **options,
         )
         self.request_latency = Histogram(
-            "mlops_nb_http_request_duration_seconds", "HTTP request latency", ["route", "method"], buckets=LATENCY_BUCKETS, **options
+            "mlops_nb_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            **options,
         )
         self.inference_latency = Histogram(
-            "mlops_nb_inference_duration_seconds", "Time spent in the runtime's predict", ["runtime"], buckets=LATENCY_BUCKETS, **options
+            "mlops_nb_inference_duration_seconds",
+            "Time spent in the runtime's predict",
+            ["runtime"],
+            buckets=LATENCY_BUCKETS,
+            **options,
         )
         self.predicted_rows = Counter("mlops_nb_predicted_rows", "Rows predicted", **options)
-        self.predictions = Counter("mlops_nb_predictions", "Predicted rows by class (classification)", ["class"], **options)
+        self.predictions = Counter(
+            "mlops_nb_predictions", "Predicted rows by class (classification)", ["class"], **options
+        )
         self.prediction_values = Histogram(
             "mlops_nb_prediction_value", "Predicted values (regression)", buckets=VALUE_BUCKETS, **options
         )
-        self.invalid_requests = Counter("mlops_nb_invalid_requests", "Requests refused with a 4xx, by reason", ["reason"], **options)
-        self.unseen_categories = Counter(
-            "mlops_nb_unseen_categories", "Values of a categorical input not seen in training, by feature", ["feature"], **options
+        self.invalid_requests = Counter(
+            "mlops_nb_invalid_requests", "Requests refused with a 4xx, by reason", ["reason"], **options
         )
-        self.log_dropped = Counter("mlops_nb_prediction_log_dropped", "Prediction log records dropped because the queue was full", **options)
-        self.reloads = Counter("mlops_nb_model_reloads", "Model reload attempts by result (success, failure)", ["result"], **options)
+        self.unseen_categories = Counter(
+            "mlops_nb_unseen_categories",
+            "Values of a categorical input not seen in training, by feature",
+            ["feature"],
+            **options,
+        )
+        self.log_dropped = Counter(
+            "mlops_nb_prediction_log_dropped",
+            "Prediction log records dropped because the queue was full",
+            **options,
+        )
+        self.reloads = Counter(
+            "mlops_nb_model_reloads",
+            "Model reload attempts by result (success, failure)",
+            ["result"],
+            **options,
+        )
 
     def add_live_collector(self, collector: Any) -> None:
         """A collector computed at scrape time (model info, drift) rather than counted."""
@@ -137,6 +164,7 @@ class ServerMetrics:
             for value in np.asarray(predictions, dtype=np.float64).tolist():
                 self.prediction_values.observe(value)
 
+
 def mark_worker_dead(pid: int | None = None) -> None:
     """Tell multiprocess mode that this worker is gone (its live gauges stop counting)."""
     if multiprocess_enabled():
@@ -158,7 +186,11 @@ class ModelInfoCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         served = self.current()
-        family = GaugeMetricFamily("mlops_nb_model_info", "The model this process serves", labels=["model", "version", "runtime", "sha256"])
+        family = GaugeMetricFamily(
+            "mlops_nb_model_info",
+            "The model this process serves",
+            labels=["model", "version", "runtime", "sha256"],
+        )
         if served is not None:
             family.add_metric(["model", served.version, served.runtime.name, served.sha256], 1.0)
         yield family
@@ -200,8 +232,14 @@ class DriftCollector:
         drift = self._read()
         if drift is None:
             return
-        statistic = GaugeMetricFamily("mlops_nb_feature_drift", "Drift statistic per feature (monitor's latest run)", labels=["feature"])
-        detected = GaugeMetricFamily("mlops_nb_feature_drift_detected", "1 if the feature drifted in the monitor's latest run", labels=["feature"])
+        statistic = GaugeMetricFamily(
+            "mlops_nb_feature_drift", "Drift statistic per feature (monitor's latest run)", labels=["feature"]
+        )
+        detected = GaugeMetricFamily(
+            "mlops_nb_feature_drift_detected",
+            "1 if the feature drifted in the monitor's latest run",
+            labels=["feature"],
+        )
         for feature, result in sorted(drift.get("features", {}).items()):
             if not isinstance(result, dict):
                 continue
@@ -211,7 +249,11 @@ class DriftCollector:
             detected.add_metric([feature], 1.0 if result.get("drifted") else 0.0)
         yield statistic
         yield detected
-        yield GaugeMetricFamily("mlops_nb_retrain_recommended", "1 if the monitor's latest run recommends retraining", value=1.0 if drift.get("retrain") else 0.0)
+        yield GaugeMetricFamily(
+            "mlops_nb_retrain_recommended",
+            "1 if the monitor's latest run recommends retraining",
+            value=1.0 if drift.get("retrain") else 0.0,
+        )
 
 # %% ../nbs/api/62_serve_metrics.ipynb #97bb879c
 def json_fragments(values: np.ndarray | list[Any], *, missing_as_null: bool = False) -> list[bytes]:
@@ -223,13 +265,18 @@ def json_fragments(values: np.ndarray | list[Any], *, missing_as_null: bool = Fa
         return []
     if array.dtype.kind in "fiub" and array.ndim in (1, 2):
         if array.dtype.kind == "f":
-            array = array.astype(np.float64, copy=False)  # float32 would print short, unlike the Python floats before
+            array = array.astype(
+                np.float64, copy=False
+            )  # float32 would print short, unlike the Python floats before
         text = orjson.dumps(np.ascontiguousarray(array), option=orjson.OPT_SERIALIZE_NUMPY)
         if array.ndim == 1:
             return text[1:-1].split(b",")
         return [b"[" + row + b"]" for row in text[2:-2].split(b"],[")]
     null = ("", None) if missing_as_null else (None,)
-    return [b"null" if value in null else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY) for value in array.tolist()]
+    return [
+        b"null" if value in null else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        for value in array.tolist()
+    ]
 
 # %% ../nbs/api/62_serve_metrics.ipynb #d4a35032
 class PredictionLog:
@@ -271,8 +318,14 @@ class PredictionLog:
         missing as "" or NaN), or a function returning the rows as dicts. The writer thread turns them and the
         `outputs` into JSON, so a request pays for neither."""
         n_rows = len(next(iter(outputs.values())))
-        record = {"time": time.time(), "request_id": request_id,
-                  "model_version": model_version, "rows": rows, "outputs": outputs, "n_rows": n_rows}
+        record = {
+            "time": time.time(),
+            "request_id": request_id,
+            "model_version": model_version,
+            "rows": rows,
+            "outputs": outputs,
+            "n_rows": n_rows,
+        }
         try:
             self._queue.put_nowait(record)
             return True
@@ -292,11 +345,16 @@ class PredictionLog:
         stamp = datetime.fromtimestamp(record["time"], UTC).isoformat(timespec="milliseconds")
         head = {"time": stamp, "request_id": record["request_id"], "model_version": record["model_version"]}
         if callable(record["rows"]):
-            outputs = {name: values.tolist() if isinstance(values, np.ndarray) else values for name, values in record["outputs"].items()}
+            outputs = {
+                name: values.tolist() if isinstance(values, np.ndarray) else values
+                for name, values in record["outputs"].items()
+            }
             lines = []
             for index, row in enumerate(record["rows"]()):
                 output = {name: values[index] for name, values in outputs.items()}
-                lines.append(orjson.dumps({**head, "inputs": row, "output": output}, option=orjson.OPT_SERIALIZE_NUMPY))
+                lines.append(
+                    orjson.dumps({**head, "inputs": row, "output": output}, option=orjson.OPT_SERIALIZE_NUMPY)
+                )
             return b"\n".join(lines) + b"\n"
         # Column by column: each column's values as JSON fragments, glued row by row at C speed (the same lines as
         # above, five times faster on a 1,000-row batch).
@@ -304,7 +362,9 @@ class PredictionLog:
         for position, (name, column) in enumerate(record["rows"].items()):
             key = (start if position == 0 else b",") + orjson.dumps(name) + b":"
             parts.append([key + fragment for fragment in json_fragments(column, missing_as_null=True)])
-            time.sleep(0)  # let a waiting request take the interpreter between columns, not after the whole batch
+            time.sleep(
+                0
+            )  # let a waiting request take the interpreter between columns, not after the whole batch
         for position, (name, values) in enumerate(record["outputs"].items()):
             key = (b'},"output":{' if position == 0 else b",") + orjson.dumps(name) + b":"
             parts.append([key + fragment for fragment in json_fragments(values)])
@@ -329,7 +389,9 @@ class PredictionLog:
                     logger.exception("prediction log: a record could not be written")
                 finally:
                     self._queue.task_done()
-                time.sleep(0)  # hand the interpreter back between records: the event loop never waits for a whole drain
+                time.sleep(
+                    0
+                )  # hand the interpreter back between records: the event loop never waits for a whole drain
             if self._file is not None:
                 self._file.flush()
 

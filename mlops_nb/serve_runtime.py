@@ -46,12 +46,20 @@ def _convert_numeric_imputer(scope: Any, operator: Any, container: Any) -> None:
     from skl2onnx.common.data_types import guess_numpy_type
 
     imputer = operator.raw_operator
-    if imputer.add_indicator or not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)):
-        raise ServingError("ONNX export supports the numeric imputer with NaN as missing and no indicator only")
+    if imputer.add_indicator or not (
+        isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)
+    ):
+        raise ServingError(
+            "ONNX export supports the numeric imputer with NaN as missing and no indicator only"
+        )
     version, inputs = container.target_opset, operator.inputs[0]
     statistics = imputer.statistics_.astype(guess_numpy_type(inputs.type))
     OnnxWhere(
-        OnnxIsNaN(inputs, op_version=version), statistics, inputs, op_version=version, output_names=operator.outputs[:1]
+        OnnxIsNaN(inputs, op_version=version),
+        statistics,
+        inputs,
+        op_version=version,
+        output_names=operator.outputs[:1],
     ).add_to(scope, container)
 
 
@@ -61,7 +69,10 @@ def register_converters() -> None:
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 
     update_registered_converter(
-        ColumnwiseImputer, "MlopsNbColumnwiseImputer", calculate_sklearn_imputer_output_shapes, _convert_numeric_imputer
+        ColumnwiseImputer,
+        "MlopsNbColumnwiseImputer",
+        calculate_sklearn_imputer_output_shapes,
+        _convert_numeric_imputer,
     )
 
 
@@ -72,7 +83,9 @@ def _missing_value_flags_as_int() -> Iterator[None]:
     original = tree_ensemble.add_node
 
     def add_node(*arguments: Any, nodes_missing_value_tracks_true: Any = 0, **options: Any) -> Any:
-        return original(*arguments, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **options)
+        return original(
+            *arguments, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **options
+        )
 
     tree_ensemble.add_node = add_node
     try:
@@ -99,18 +112,29 @@ def convert_pipeline(pipeline: Any, schema: Schema) -> Any:
         for name, column in zip(onnx_input_names(schema), schema.columns, strict=True)
     ]
     # skl2onnx finds the ColumnTransformer's columns by name: rename them to the ONNX input names.
-    renamed = {column.name: name for name, column in zip(onnx_input_names(schema), schema.columns, strict=True)}
+    renamed = {
+        column.name: name for name, column in zip(onnx_input_names(schema), schema.columns, strict=True)
+    }
     features = _with_renamed_columns(features, renamed)
     n_features = len(pipeline.named_steps["features"].get_feature_names_out())
     with _missing_value_flags_as_int():
         features_graph = to_onnx(features, initial_types=types, target_opset=ONNX_OPSET)
         options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
         model_graph = to_onnx(
-            model, initial_types=[("features_float32", FloatTensorType([None, n_features]))], target_opset=ONNX_OPSET, options=options
+            model,
+            initial_types=[("features_float32", FloatTensorType([None, n_features]))],
+            target_opset=ONNX_OPSET,
+            options=options,
         )
     features_graph = onnx.compose.add_prefix(features_graph, "features_", rename_inputs=False)
     model_graph = onnx.compose.add_prefix(model_graph, "model_", rename_inputs=False, rename_outputs=False)
-    cast = helper.make_node("Cast", [features_graph.graph.output[0].name], ["features_float32"], to=TensorProto.FLOAT, name="cast_to_float32")
+    cast = helper.make_node(
+        "Cast",
+        [features_graph.graph.output[0].name],
+        ["features_float32"],
+        to=TensorProto.FLOAT,
+        name="cast_to_float32",
+    )
     graph = helper.make_graph(
         [*features_graph.graph.node, cast, *model_graph.graph.node],
         "mlops_nb_pipeline",
@@ -122,7 +146,9 @@ def convert_pipeline(pipeline: Any, schema: Schema) -> Any:
     for opset in [*features_graph.opset_import, *model_graph.opset_import]:
         opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
     combined = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items())], producer_name="mlops_nb"
+        graph,
+        opset_imports=[helper.make_opsetid(domain, version) for domain, version in sorted(opsets.items())],
+        producer_name="mlops_nb",
     )
     combined.ir_version = features_graph.ir_version
     onnx.checker.check_model(combined)
@@ -137,7 +163,9 @@ def _with_renamed_columns(features: Any, renamed: dict[str, str]) -> Any:
         (name, transformer, [renamed[column] for column in columns] if isinstance(columns, list) else columns)
         for name, transformer, columns in features.transformers_
     ]
-    features.feature_names_in_ = np.array([renamed.get(str(name), str(name)) for name in features.feature_names_in_], dtype=object)
+    features.feature_names_in_ = np.array(
+        [renamed.get(str(name), str(name)) for name in features.feature_names_in_], dtype=object
+    )
     return features
 
 # %% ../nbs/api/61_serve_runtime.ipynb #82fec08a
@@ -207,7 +235,9 @@ def _frame_columns(frame: pd.DataFrame, schema: Schema) -> dict[str, np.ndarray]
     return columns
 
 
-def compare_runtimes(onnx_runtime: OnnxRuntime, sklearn_runtime: SklearnRuntime, columns: dict[str, np.ndarray]) -> dict[str, Any]:
+def compare_runtimes(
+    onnx_runtime: OnnxRuntime, sklearn_runtime: SklearnRuntime, columns: dict[str, np.ndarray]
+) -> dict[str, Any]:
     """How far ONNX is from scikit-learn on `columns`: labels identical, the largest difference, passed or not."""
     expected = sklearn_runtime.predict(columns, probabilities=True)
     actual = onnx_runtime.predict(columns, probabilities=True)
@@ -216,13 +246,27 @@ def compare_runtimes(onnx_runtime: OnnxRuntime, sklearn_runtime: SklearnRuntime,
         mismatched = int((np.asarray(actual.predictions) != np.asarray(expected.predictions)).sum())
         difference = float(np.abs(actual.probabilities - expected.probabilities).max())
         passed = mismatched == 0 and difference <= PROBABILITY_TOLERANCE
-        record = {"difference": "probability", "tolerance": PROBABILITY_TOLERANCE, "mismatched_labels": mismatched}
+        record = {
+            "difference": "probability",
+            "tolerance": PROBABILITY_TOLERANCE,
+            "mismatched_labels": mismatched,
+        }
     else:
         reference = np.asarray(expected.predictions, dtype=np.float64)
-        difference = float((np.abs(actual.predictions - reference) / np.maximum(1.0, np.abs(reference))).max())
+        difference = float(
+            (np.abs(actual.predictions - reference) / np.maximum(1.0, np.abs(reference))).max()
+        )
         passed = difference <= PREDICTION_TOLERANCE
-        record = {"difference": "relative_prediction", "tolerance": PREDICTION_TOLERANCE, "mismatched_labels": None}
-    reason = None if passed else f"ONNX differs from scikit-learn on the test split (max {record['difference']} difference {difference:.3g}, {record['mismatched_labels']} label(s) differ)"
+        record = {
+            "difference": "relative_prediction",
+            "tolerance": PREDICTION_TOLERANCE,
+            "mismatched_labels": None,
+        }
+    reason = (
+        None
+        if passed
+        else f"ONNX differs from scikit-learn on the test split (max {record['difference']} difference {difference:.3g}, {record['mismatched_labels']} label(s) differ)"
+    )
     return {**record, "rows": rows, "max_difference": difference, "passed": passed, "reason": reason}
 
 
@@ -243,8 +287,12 @@ def export_onnx(pipeline: Any, schema: Schema, test: pd.DataFrame, folder: str |
     }
     try:
         model = convert_pipeline(pipeline, schema).SerializeToString()
-    except Exception as error:  # a converter can raise anything; the record says what and the server falls back
-        record.update(passed=False, reason=f"skl2onnx cannot convert it: {type(error).__name__}: {str(error)[:300]}")
+    except (
+        Exception
+    ) as error:  # a converter can raise anything; the record says what and the server falls back
+        record.update(
+            passed=False, reason=f"skl2onnx cannot convert it: {type(error).__name__}: {str(error)[:300]}"
+        )
         logger.warning("ONNX export refused: %s", record["reason"])
         write_json(record, folder / "parity.json")
         return record
@@ -276,7 +324,9 @@ class ServedModel:
 
 def _check_sha256(path: Path, expected: str | None, what: str) -> str:
     if not path.is_file():
-        raise ArtifactError(f"{what} {path} not found", hint="run the pipeline (`dvc repro`), or `dvc checkout`")
+        raise ArtifactError(
+            f"{what} {path} not found", hint="run the pipeline (`dvc repro`), or `dvc checkout`"
+        )
     actual = sha256_file(path)
     if expected is not None and actual != expected:
         raise ArtifactError(
@@ -286,13 +336,18 @@ def _check_sha256(path: Path, expected: str | None, what: str) -> str:
     return actual
 
 
-def load_from_folder(folder: str | Path, *, version: str, threads: int = 1, card: dict[str, Any] | None = None) -> ServedModel:
+def load_from_folder(
+    folder: str | Path, *, version: str, threads: int = 1, card: dict[str, Any] | None = None
+) -> ServedModel:
     """Load the model files in `folder` (`card.json`, `model.skops`, `onnx/parity.json`, `onnx/model.onnx`)."""
     folder = Path(folder)
     card_path = folder / "card.json"
     if card is None:
         if not card_path.is_file():
-            raise ServingError(f"no model to serve: {card_path} not found", hint="run the pipeline first (`dvc repro`), or pass --version/--stage")
+            raise ServingError(
+                f"no model to serve: {card_path} not found",
+                hint="run the pipeline first (`dvc repro`), or pass --version/--stage",
+            )
         card = json.loads(card_path.read_text(encoding="utf-8"))
     schema = Schema.model_validate(card["schema"])
     skops_sha256 = _check_sha256(folder / "model.skops", card["artifact"]["sha256"], "model file")
@@ -304,10 +359,21 @@ def load_from_folder(folder: str | Path, *, version: str, threads: int = 1, card
         sha256 = _check_sha256(onnx_path, parity["sha256"], "ONNX model")
         runtime = OnnxRuntime(onnx_path.read_bytes(), schema, classes=parity.get("classes"), threads=threads)
     else:
-        why = parity["reason"] if parity is not None else f"no ONNX export ({parity_path.relative_to(folder)} missing)"
+        why = (
+            parity["reason"]
+            if parity is not None
+            else f"no ONNX export ({parity_path.relative_to(folder)} missing)"
+        )
         logger.warning("serving %s through scikit-learn: %s", version, why)
-        runtime, sha256 = SklearnRuntime(load_model(folder / "model.skops", expected_sha256=card["artifact"]["sha256"]), schema), skops_sha256
-    served = ServedModel(version=version, schema=schema, runtime=runtime, sha256=sha256, card=card, onnx=parity)
+        runtime, sha256 = (
+            SklearnRuntime(
+                load_model(folder / "model.skops", expected_sha256=card["artifact"]["sha256"]), schema
+            ),
+            skops_sha256,
+        )
+    served = ServedModel(
+        version=version, schema=schema, runtime=runtime, sha256=sha256, card=card, onnx=parity
+    )
     smoke_test(served)
     return served
 
@@ -323,4 +389,6 @@ def smoke_test(served: ServedModel) -> None:
     try:
         served.runtime.predict(columns, probabilities=served.classes is not None)
     except Exception as error:  # any runtime failure means this version cannot serve
-        raise ServingError(f"model {served.version} fails on a test row: {type(error).__name__}: {error}", hint="retrain it") from None
+        raise ServingError(
+            f"model {served.version} fails on a test row: {type(error).__name__}: {error}", hint="retrain it"
+        ) from None

@@ -153,7 +153,9 @@ class Batch:
 
 def _first_bad(name: str, values: list[Any], accepted: tuple[type, ...], expected: str) -> InvalidRequest:
     for index, value in enumerate(values):
-        if value is not None and (not isinstance(value, accepted) or isinstance(value, bool) and bool not in accepted):
+        if value is not None and (
+            not isinstance(value, accepted) or isinstance(value, bool) and bool not in accepted
+        ):
             shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
             return InvalidRequest(
                 f"input '{name}', instance {index}: {shown} ({type(value).__name__}) is not {expected}",
@@ -166,7 +168,12 @@ def numeric_column(name: str, values: list[Any] | np.ndarray) -> np.ndarray:
     """`values` as `float64`, `None` (or a binary NaN) as NaN; text, booleans and infinities refused."""
     if isinstance(values, np.ndarray):
         if values.ndim != 1 or values.dtype.kind not in "fiu":
-            raise _first_bad(name, values.tolist() if values.ndim == 1 else [values.tolist()], (int, float), "a number or null")
+            raise _first_bad(
+                name,
+                values.tolist() if values.ndim == 1 else [values.tolist()],
+                (int, float),
+                "a number or null",
+            )
         array = values.astype(np.float64, copy=False)
     else:
         # The set of the values' types is built at C speed; numpy then converts in one call (None becomes NaN).
@@ -176,12 +183,15 @@ def numeric_column(name: str, values: list[Any] | np.ndarray) -> np.ndarray:
         try:
             array = np.array(values, dtype=np.float64)
         except OverflowError:
-            raise InvalidRequest(f"input '{name}': an integer too large for a float", reason="not_finite") from None
+            raise InvalidRequest(
+                f"input '{name}': an integer too large for a float", reason="not_finite"
+            ) from None
     if not np.isfinite(array).all():
         infinite = np.flatnonzero(np.isinf(array))
         if infinite.size:
             raise InvalidRequest(
-                f"input '{name}', instance {int(infinite[0])}: {array[infinite[0]]} is not a finite number", reason="not_finite"
+                f"input '{name}', instance {int(infinite[0])}: {array[infinite[0]]} is not a finite number",
+                reason="not_finite",
             )
     return array
 
@@ -209,22 +219,33 @@ def decode_binary_tensor(name: str, datatype: str, raw: bytes) -> list[Any] | np
     if datatype in BINARY_DTYPES:
         dtype = np.dtype(BINARY_DTYPES[datatype])
         if len(raw) % dtype.itemsize:
-            raise InvalidRequest(f"input '{name}': {len(raw)} bytes is not a whole number of {datatype} values", reason="bad_binary")
+            raise InvalidRequest(
+                f"input '{name}': {len(raw)} bytes is not a whole number of {datatype} values",
+                reason="bad_binary",
+            )
         return np.frombuffer(raw, dtype=dtype)
     if datatype != "BYTES":
-        raise InvalidRequest(f"input '{name}': datatype {datatype!r} is not supported", reason="wrong_datatype")
+        raise InvalidRequest(
+            f"input '{name}': datatype {datatype!r} is not supported", reason="wrong_datatype"
+        )
     values, offset = [], 0
     while offset < len(raw):
         if offset + 4 > len(raw):
-            raise InvalidRequest(f"input '{name}', instance {len(values)}: truncated BYTES length", reason="bad_binary")
+            raise InvalidRequest(
+                f"input '{name}', instance {len(values)}: truncated BYTES length", reason="bad_binary"
+            )
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > len(raw):
-            raise InvalidRequest(f"input '{name}', instance {len(values)}: truncated BYTES value", reason="bad_binary")
+            raise InvalidRequest(
+                f"input '{name}', instance {len(values)}: truncated BYTES value", reason="bad_binary"
+            )
         try:
             values.append(raw[offset : offset + length].decode("utf-8"))
         except UnicodeDecodeError:
-            raise InvalidRequest(f"input '{name}', instance {len(values)}: not UTF-8 text", reason="bad_binary") from None
+            raise InvalidRequest(
+                f"input '{name}', instance {len(values)}: not UTF-8 text", reason="bad_binary"
+            ) from None
         offset += length
     return values
 
@@ -260,7 +281,11 @@ def v2_request(parsed: Any) -> dict[str, Any]:
         if (
             type(inputs) is list
             and all(map(_plain_tensor, inputs))
-            and (outputs is None or type(outputs) is list and all(type(output) is dict and type(output.get("name")) is str for output in outputs))
+            and (
+                outputs is None
+                or type(outputs) is list
+                and all(type(output) is dict and type(output.get("name")) is str for output in outputs)
+            )
             and (parsed.get("id") is None or type(parsed["id"]) is str)
             and (parsed.get("parameters") is None or type(parsed["parameters"]) is dict)
         ):
@@ -273,7 +298,11 @@ def v2_request(parsed: Any) -> dict[str, Any]:
 # %% ../nbs/api/60_serve_schema.ipynb #63762817
 def v1_instances(parsed: Any) -> list[dict[str, Any]]:
     """The `instances` of a parsed V1 body, or `InvalidRequest` naming the field (pydantic only when it is not plain)."""
-    if type(parsed) is dict and parsed.keys() == {"instances"} and type(instances := parsed["instances"]) is list:
+    if (
+        type(parsed) is dict
+        and parsed.keys() == {"instances"}
+        and type(instances := parsed["instances"]) is list
+    ):
         if all(type(instance) is dict for instance in instances):
             return instances
     try:
@@ -289,8 +318,14 @@ class RequestDecoder:
         self.schema = schema
         self.max_batch_size = max_batch_size
         self.kinds = {column.name: column.kind for column in schema.columns}
-        self.categories = {column.name: frozenset(column.categories or ()) | {""} for column in schema.columns if column.kind == "categorical"}
-        self.accepted = {name: NUMERIC_DATATYPES if kind == "numeric" else ("BYTES",) for name, kind in self.kinds.items()}
+        self.categories = {
+            column.name: frozenset(column.categories or ()) | {""}
+            for column in schema.columns
+            if column.kind == "categorical"
+        }
+        self.accepted = {
+            name: NUMERIC_DATATYPES if kind == "numeric" else ("BYTES",) for name, kind in self.kinds.items()
+        }
 
     def datatype(self, name: str) -> str:
         return "FP64" if self.kinds[name] == "numeric" else "BYTES"
@@ -302,7 +337,10 @@ class RequestDecoder:
     def _check_names(self, names: list[str], where: str = "") -> None:
         missing = [name for name in self.kinds if name not in names]
         if missing:
-            raise InvalidRequest(f"{where}missing input(s) {', '.join(map(repr, missing))}; the model needs every feature column", reason="missing_input")
+            raise InvalidRequest(
+                f"{where}missing input(s) {', '.join(map(repr, missing))}; the model needs every feature column",
+                reason="missing_input",
+            )
         unknown = [name for name in names if name not in self.kinds]
         if unknown:
             raise InvalidRequest(
@@ -311,14 +349,18 @@ class RequestDecoder:
             )
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise InvalidRequest(f"{where}input(s) {', '.join(map(repr, repeated))} given more than once", reason="repeated_input")
+            raise InvalidRequest(
+                f"{where}input(s) {', '.join(map(repr, repeated))} given more than once",
+                reason="repeated_input",
+            )
 
     def _check_rows(self, n_rows: int) -> None:
         if n_rows == 0:
             raise InvalidRequest("the batch is empty: send at least one row", reason="empty_batch")
         if n_rows > self.max_batch_size:
             raise InvalidRequest(
-                f"the batch has {n_rows} rows, over the limit of {self.max_batch_size} (--max-batch-size)", reason="batch_too_large"
+                f"the batch has {n_rows} rows, over the limit of {self.max_batch_size} (--max-batch-size)",
+                reason="batch_too_large",
             )
 
     def _column(self, name: str, values: list[Any] | np.ndarray, batch: Batch) -> np.ndarray:
@@ -331,19 +373,28 @@ class RequestDecoder:
             batch.unseen[name] = sum(1 for value in column.tolist() if value not in known)
         return column
 
-    def _tensor_values(self, tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[list[Any] | np.ndarray, int]:
+    def _tensor_values(
+        self, tensor: dict[str, Any], binary: bytes, offset: int
+    ) -> tuple[list[Any] | np.ndarray, int]:
         name = tensor["name"]
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0 or offset + size > len(binary):
-                raise InvalidRequest(f"input '{name}': binary_data_size {size!r} does not fit the request body", reason="bad_binary")
-            return decode_binary_tensor(name, tensor["datatype"], binary[offset : offset + size]), offset + size
+                raise InvalidRequest(
+                    f"input '{name}': binary_data_size {size!r} does not fit the request body",
+                    reason="bad_binary",
+                )
+            return decode_binary_tensor(
+                name, tensor["datatype"], binary[offset : offset + size]
+            ), offset + size
         values = tensor.get("data")
         if values is None:
             raise InvalidRequest(f"input '{name}' has no data", reason="no_data")
         if values and type(values[0]) is list:
             if not all(type(row) is list and len(row) == 1 for row in values):
-                raise InvalidRequest(f"input '{name}': nested data must hold one value per row", reason="bad_shape")
+                raise InvalidRequest(
+                    f"input '{name}': nested data must hold one value per row", reason="bad_shape"
+                )
             values = [row[0] for row in values]
         return values, offset
 
@@ -360,7 +411,8 @@ class RequestDecoder:
             name = tensor["name"]
             if tensor["datatype"] not in self.accepted[name]:
                 raise InvalidRequest(
-                    f"input '{name}' has datatype {tensor['datatype']!r}; it takes {' or '.join(self.accepted[name])}", reason="wrong_datatype"
+                    f"input '{name}' has datatype {tensor['datatype']!r}; it takes {' or '.join(self.accepted[name])}",
+                    reason="wrong_datatype",
                 )
             values, offset = self._tensor_values(tensor, binary, offset)
             n_rows = len(values)

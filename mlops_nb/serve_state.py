@@ -67,7 +67,9 @@ class ServeSettings(BaseModel):
         return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
 # %% ../nbs/api/63_serve_state.ipynb #0d8fdea3
-def load_version(root: str | Path, *, version: str | None = None, stage: str | None = None, threads: int = 1) -> ServedModel:
+def load_version(
+    root: str | Path, *, version: str | None = None, stage: str | None = None, threads: int = 1
+) -> ServedModel:
     """Load the workspace model, or a registered `version`, or the version in `stage`, ready to serve."""
     from mlops_nb.registry import find_version, get_model
 
@@ -103,7 +105,12 @@ class ServerState:
 
     def install(self, served: ServedModel) -> None:
         self.current = (served, RequestDecoder(served.schema, max_batch_size=self.settings.max_batch_size))
-        logger.info("serving model %s (runtime %s, sha256 %s)", served.version, served.runtime.name, served.sha256[:12])
+        logger.info(
+            "serving model %s (runtime %s, sha256 %s)",
+            served.version,
+            served.runtime.name,
+            served.sha256[:12],
+        )
 
     def source(self) -> dict[str, str | None]:
         """What to load: the watched stage's version, or the `version`/`stage` asked for (both None: the workspace)."""

@@ -80,7 +80,10 @@ def collect_pages(root: Path, *, nbs_path: Path | None = None) -> list[Page]:
             if not notebook.name.startswith(("_", ".")):
                 pages.append(Page(notebook, f"{folder}/{page_name(notebook)}", folder, execute=True))
     order = _stage_order(root)
-    reports = sorted((root / "reports").glob("*.ipynb"), key=lambda path: (order.index(path.stem) if path.stem in order else len(order), path.stem))
+    reports = sorted(
+        (root / "reports").glob("*.ipynb"),
+        key=lambda path: (order.index(path.stem) if path.stem in order else len(order), path.stem),
+    )
     pages += [Page(report, f"runs/{page_name(report)}", "runs", execute=False) for report in reports]
     return pages
 
@@ -88,7 +91,14 @@ def collect_pages(root: Path, *, nbs_path: Path | None = None) -> list[Page]:
 class LinkRewriter:
     """Point links at pages of the built site; call it with a link target while `page` is the page being written."""
 
-    def __init__(self, pages: Sequence[Page], slugs: dict[str, set[str]], *, doc_url: str, suffixes: dict[str, str] | None = None):
+    def __init__(
+        self,
+        pages: Sequence[Page],
+        slugs: dict[str, set[str]],
+        *,
+        doc_url: str,
+        suffixes: dict[str, str] | None = None,
+    ):
         self.by_source = {page.source.resolve(): page.docname for page in pages}
         self.docnames = {page.docname for page in pages} | set(suffixes or {})
         self.slugs, self.suffixes = slugs, suffixes or {}
@@ -99,7 +109,14 @@ class LinkRewriter:
         from myst_parser.slugs import github_slugify
 
         known = self.slugs.get(docname, set())
-        anchor = next((candidate for candidate in (anchor, anchor.replace(".", ""), github_slugify(anchor)) if anchor and candidate in known), "")
+        anchor = next(
+            (
+                candidate
+                for candidate in (anchor, anchor.replace(".", ""), github_slugify(anchor))
+                if anchor and candidate in known
+            ),
+            "",
+        )
         here = os.path.dirname(self.page.docname) if self.page else ""
         target = os.path.relpath(docname + self.suffixes.get(docname, ".ipynb"), here or ".")
         return target + (f"#{anchor}" if anchor else "")
@@ -107,7 +124,7 @@ class LinkRewriter:
     def __call__(self, target: str) -> str:
         path, _, anchor = target.partition("#")
         if self.doc_url and target.startswith(self.doc_url):
-            docname = re.sub(r"\.html(\.md)?$", "", path[len(self.doc_url):]) or "index"
+            docname = re.sub(r"\.html(\.md)?$", "", path[len(self.doc_url) :]) or "index"
             return self._relative(docname, anchor) if docname in self.docnames else target
         if path.endswith(".ipynb") and "://" not in path and self.page is not None:
             docname = self.by_source.get((self.page.source.parent / path).resolve())
@@ -125,8 +142,12 @@ def _metrics_table(path: Path, caption: str) -> str:
     if not path.exists():
         return ""
     metrics = json.loads(path.read_text())
-    rows = "\n".join(f"| {key} | {value} |" for key, value in metrics.items() if not isinstance(value, dict | list))
-    return f"\n## {caption}\n\nFrom `{path.parent.name}/{path.name}`:\n\n| metric | value |\n|---|---|\n{rows}\n"
+    rows = "\n".join(
+        f"| {key} | {value} |" for key, value in metrics.items() if not isinstance(value, dict | list)
+    )
+    return (
+        f"\n## {caption}\n\nFrom `{path.parent.name}/{path.name}`:\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )
 
 
 def _monitoring_summary(path: Path) -> str:
@@ -153,20 +174,34 @@ def runs_index(root: Path, stage_pages: Sequence[Page]) -> str:
     text += _metrics_table(root / "reports" / "metrics.json", "Test set")
     text += _metrics_table(root / "reports" / "cv_metrics.json", "Cross-validation")
     text += _monitoring_summary(root / "reports" / "drift.json")
-    links = "\n".join(f"- [{page.source.stem}]({page_name(page.source)}.ipynb): `{page.source.relative_to(root)}`" for page in stage_pages)
+    links = "\n".join(
+        f"- [{page.source.stem}]({page_name(page.source)}.ipynb): `{page.source.relative_to(root)}`"
+        for page in stage_pages
+    )
     return text + f"\n## Stage reports\n\n{links}\n"
 
 # %% ../nbs/api/86_site.ipynb #5a1c0e02
-def runs_history(table: pd.DataFrame, stage_pages: Sequence[Page], *, cache_dir: Path) -> tuple[str, list[Page]]:
+def runs_history(
+    table: pd.DataFrame, stage_pages: Sequence[Page], *, cache_dir: Path
+) -> tuple[str, list[Page]]:
     """The Markdown of the "All runs" page for the runs `table` (`mlops_nb.runs.collect_runs`), and a page for each
     report of an older run that it links to, read from the DVC cache at `cache_dir`."""
     from mlops_nb.runs import cached_reports, runs_page
 
     current = {page.source.stem: dvc_md5(page.source) for page in stage_pages}
-    stage_of = {md5: stage for reports in (table["reports"] if "reports" in table else []) for stage, md5 in reports.items()}
-    older = {md5: path for md5, path in cached_reports(table, cache_dir=cache_dir).items() if md5 not in current.values()}
+    stage_of = {
+        md5: stage
+        for reports in (table["reports"] if "reports" in table else [])
+        for stage, md5 in reports.items()
+    }
+    older = {
+        md5: path
+        for md5, path in cached_reports(table, cache_dir=cache_dir).items()
+        if md5 not in current.values()
+    }
     pages = [
-        Page(path, f"runs/reports/{page_name(stage_of[md5])}-{md5[:10]}", "history", execute=False) for md5, path in sorted(older.items())
+        Page(path, f"runs/reports/{page_name(stage_of[md5])}-{md5[:10]}", "history", execute=False)
+        for md5, path in sorted(older.items())
     ]
 
     def report_link(stage: str, md5: str) -> str | None:
@@ -182,12 +217,25 @@ def _page_digest(page: Page, root: Path, library: Path) -> str:
     for module in sorted(library.glob("*.py")) if page.execute else []:
         digest.update(module.read_bytes())
     # This module, the processing of step 1 and the conversion it applies (`split_title_cell`) shape the result.
-    for module_file in (Path(__file__), Path(inspect.getfile(process_job)), Path(inspect.getfile(split_title_cell))):
+    for module_file in (
+        Path(__file__),
+        Path(inspect.getfile(process_job)),
+        Path(inspect.getfile(split_title_cell)),
+    ):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()
 
 
-def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: Path, skip_flags: Sequence[str], strict: bool, workers: int) -> dict[str, Path]:
+def _process_pages(
+    pages: Sequence[Page],
+    *,
+    root: Path,
+    cache: Path,
+    library: Path,
+    skip_flags: Sequence[str],
+    strict: bool,
+    workers: int,
+) -> dict[str, Path]:
     processed, jobs = {}, []
     for page in pages:
         destination = cache / f"{page.docname}.ipynb"
@@ -195,7 +243,13 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
         processed[page.docname] = destination
         if not (destination.exists() and stamp.exists() and stamp.read_text() == digest):
             stamp.unlink(missing_ok=True)
-            jobs.append(((str(page.source), str(destination), page.execute, str(root), tuple(skip_flags), strict), stamp, digest))
+            jobs.append(
+                (
+                    (str(page.source), str(destination), page.execute, str(root), tuple(skip_flags), strict),
+                    stamp,
+                    digest,
+                )
+            )
     if not jobs:
         return processed
     logger.info("processing %d notebook(s) with nbdev (%d unchanged)", len(jobs), len(pages) - len(jobs))
@@ -203,7 +257,9 @@ def _process_pages(pages: Sequence[Page], *, root: Path, cache: Path, library: P
     jobs.sort(key=lambda job: Path(job[0][0]).parent.name != "tutorials")
     workers = max(1, min(workers, len(jobs)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as executor:
-        for number, ((_, stamp, digest), done) in enumerate(zip(jobs, executor.map(process_job, [job for job, _, _ in jobs]), strict=True), 1):
+        for number, ((_, stamp, digest), done) in enumerate(
+            zip(jobs, executor.map(process_job, [job for job, _, _ in jobs]), strict=True), 1
+        ):
             stamp.write_text(digest)
             # Executing the notebooks takes minutes: one line per notebook done, so the wait is not silent.
             logger.info("processed %d/%d: %s", number, len(jobs), done)
@@ -235,7 +291,12 @@ def ensure_reports(root: Path, *, policy: str = "auto") -> bool:
     if not (missing or (policy == "auto" and reports_stale(root))):
         return False
     logger.info("running the pipeline (dvc repro) so the Latest run pages are current")
-    run_dvc(root, "repro", progress="docs: dvc repro", hint="run `make run` to see the failing stage, fix it, then build the docs again")
+    run_dvc(
+        root,
+        "repro",
+        progress="docs: dvc repro",
+        hint="run `make run` to see the failing stage, fix it, then build the docs again",
+    )
     return True
 
 # %% ../nbs/api/86_site.ipynb #bb9e8543
@@ -268,7 +329,8 @@ def _remove_stale_pages(html: Path, docnames: Iterable[str]) -> list[Path]:
     stale = [path for path in pages if path.relative_to(html).with_suffix("").as_posix() not in wanted]
     sources = html / "_sources"
     stale += [
-        path for path in (sources.rglob("*") if sources.is_dir() else [])
+        path
+        for path in (sources.rglob("*") if sources.is_dir() else [])
         if path.is_file() and path.relative_to(sources).as_posix().split(".", 1)[0] not in wanted
     ]
     for path in stale:
@@ -285,7 +347,18 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _sphinx(root: Path, site: Path, html: Path, doctrees: Path, *, strict: bool) -> None:
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(root / "docs"), "-d", str(doctrees)]
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-b",
+        "html",
+        "-q",
+        "-c",
+        str(root / "docs"),
+        "-d",
+        str(doctrees),
+    ]
     command += ["-W", "--keep-going"] if strict else []
     result = subprocess.run([*command, str(site), str(html)], cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
@@ -301,7 +374,9 @@ def _history(root: Path, runs: Sequence[Page]) -> tuple[str, list[Page]]:
     if not runs:
         return "", []
     table = collect_runs(root)
-    return runs_history(table, runs, cache_dir=dvc_cache_dir(root) if not table.empty else root / ".dvc" / "cache")
+    return runs_history(
+        table, runs, cache_dir=dvc_cache_dir(root) if not table.empty else root / ".dvc" / "cache"
+    )
 
 
 def build_site(
@@ -328,12 +403,23 @@ def build_site(
     history_text, history = _history(root, runs)
     pages += history
     processed = _process_pages(
-        pages, root=root, cache=proc / "cache", library=settings["lib_path"], skip_flags=settings["skip_flags"], strict=strict, workers=workers
+        pages,
+        root=root,
+        cache=proc / "cache",
+        library=settings["lib_path"],
+        skip_flags=settings["skip_flags"],
+        strict=strict,
+        workers=workers,
     )
     converted = {page.docname: to_myst(json.loads(processed[page.docname].read_text())) for page in pages}
 
-    suffixes = {name: ".ipynb" for name in converted} | ({"runs/index": ".md", "runs/history": ".md"} if runs else {})
-    slugs = {name: set().union(*(heading_slugs(cell.source) for cell in nb.cells if cell.cell_type == "markdown")) for name, nb in converted.items()}
+    suffixes = {name: ".ipynb" for name in converted} | (
+        {"runs/index": ".md", "runs/history": ".md"} if runs else {}
+    )
+    slugs = {
+        name: set().union(*(heading_slugs(cell.source) for cell in nb.cells if cell.cell_type == "markdown"))
+        for name, nb in converted.items()
+    }
     rewriter = LinkRewriter(pages, slugs, doc_url=settings["doc_url"], suffixes=suffixes)
     for page in pages:
         rewriter.page = page
@@ -342,15 +428,20 @@ def build_site(
                 cell.source = rewrite_links(cell.source, rewriter)
 
     navigation = [
-        _toctree(SECTIONS[section], [page.docname for page in pages if page.section == section]) for section in ("api", "tutorials")
+        _toctree(SECTIONS[section], [page.docname for page in pages if page.section == section])
+        for section in ("api", "tutorials")
     ]
     if runs:
         _write_if_changed(site / "runs" / "index.md", runs_index(root, runs))
         _write_if_changed(site / "runs" / "history.md", history_text)
-        navigation.append(_toctree(SECTIONS["runs"], ["runs/index", "runs/history", *(page.docname for page in runs)]))
+        navigation.append(
+            _toctree(SECTIONS["runs"], ["runs/index", "runs/history", *(page.docname for page in runs)])
+        )
     for page in history:  # reached from the All runs table, not from the navigation
         converted[page.docname].metadata["orphan"] = True
-    converted["index"].cells.append(nbformat.v4.new_markdown_cell("\n".join(item for item in navigation if "\n\n\n" not in item)))
+    converted["index"].cells.append(
+        nbformat.v4.new_markdown_cell("\n".join(item for item in navigation if "\n\n\n" not in item))
+    )
     converted["index"].cells[-1].id = "site-navigation"
     for name, notebook in converted.items():
         _write_if_changed(site / f"{name}.ipynb", nbformat.writes(notebook) + "\n")

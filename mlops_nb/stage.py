@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import PARAMS_FILE, Params, load_params, parse_section, project_paths, read_stages, read_yaml
+from mlops_nb.config import (
+    PARAMS_FILE,
+    Params,
+    load_params,
+    parse_section,
+    project_paths,
+    read_stages,
+    read_yaml,
+)
 from .engines import ENGINE_CLASSES, hide_report_passwords
 from .engines import ENGINES as ENGINES
 from .engines import InProcessEngine as InProcessEngine
@@ -23,7 +31,14 @@ from .engines import KernelEngine as KernelEngine
 from .engines import configure_notebook_logging as configure_notebook_logging
 from .engines import make_deterministic as make_deterministic
 from .engines import return_freed_memory as return_freed_memory
-from .errors import ConfigError, MlopsNbError, ProjectError, SearchSpaceError, StageError, hide_passwords
+from mlops_nb.errors import (
+    ConfigError,
+    MlopsNbError,
+    ProjectError,
+    SearchSpaceError,
+    StageError,
+    hide_passwords,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,24 +57,31 @@ def stage_parameters(name: str, *, root: str | Path) -> dict[str, dict[str, Any]
     for entry in stages[name].get("params", []) or []:
         if not isinstance(entry, str):
             raise ProjectError(
-                f"dvc.yaml: stage '{name}' reads params from another file ({entry})", hint=f"keep every knob in {PARAMS_FILE}"
+                f"dvc.yaml: stage '{name}' reads params from another file ({entry})",
+                hint=f"keep every knob in {PARAMS_FILE}",
             )
         section, _, key = entry.partition(".")
         if section not in params:
-            raise ProjectError(f"{PARAMS_FILE}: section '{section}' is missing (stage '{name}' reads '{entry}')")
+            raise ProjectError(
+                f"{PARAMS_FILE}: section '{section}' is missing (stage '{name}' reads '{entry}')"
+            )
         values = params[section] or {}
         if not key:
             result[section] = dict(values)
             continue
         if key not in values:
-            raise ProjectError(f"{PARAMS_FILE}: key '{entry}' is missing (stage '{name}' reads it)", hint="add it")
+            raise ProjectError(
+                f"{PARAMS_FILE}: key '{entry}' is missing (stage '{name}' reads it)", hint="add it"
+            )
         result.setdefault(section, {})[key] = values[key]
     return result
 
 # %% ../nbs/api/80_stage.ipynb #af9ecc92
 def flatten_parameters(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """`{"data": {"target": "y"}}` -> `{"data.target": "y"}`: the dotted keys DVC uses."""
-    return {f"{section}.{key}": value for section, values in parameters.items() for key, value in values.items()}
+    return {
+        f"{section}.{key}": value for section, values in parameters.items() for key, value in values.items()
+    }
 
 # %% ../nbs/api/80_stage.ipynb #4ac4b59c
 def _check_metric(metric: str) -> None:
@@ -84,7 +106,10 @@ def unwatched_source(source: str, *, root: str | Path) -> str | None:
     root = Path(root).resolve()
     path = Path(source.removeprefix("sqlite:///")).expanduser()
     path = (path if path.is_absolute() else root / path).resolve()
-    watched = [root / WATCHED_DATA, *(root / dep for dep in read_stages(root).get("ingest", {}).get("deps") or [])]
+    watched = [
+        root / WATCHED_DATA,
+        *(root / dep for dep in read_stages(root).get("ingest", {}).get("deps") or []),
+    ]
     if any(path == folder or folder in path.parents for folder in watched):
         return None
     return str(path.relative_to(root)) if root in path.parents else str(path)
@@ -97,7 +122,9 @@ def _model_check_key(params_file: Path) -> str:
     from importlib.util import find_spec
 
     digest = hashlib.sha256(params_file.read_bytes())
-    digest.update(Path(find_spec("mlops_nb.models").origin).read_bytes())  # found, not imported: no scikit-learn
+    digest.update(
+        Path(find_spec("mlops_nb.models").origin).read_bytes()
+    )  # found, not imported: no scikit-learn
     digest.update(version("scikit-learn").encode())
     return digest.hexdigest()
 
@@ -134,7 +161,9 @@ def check_params(root: str | Path) -> Params:
     stamp = paths.check_stamp
     if not (stamp.is_file() and stamp.read_text(encoding="utf-8") == key):
         _check_models(params)
-        if stamp.parent.parent.is_dir():  # a DVC project (.dvc/): record the passed check in its temporary folder
+        if (
+            stamp.parent.parent.is_dir()
+        ):  # a DVC project (.dvc/): record the passed check in its temporary folder
             from mlops_nb.files import atomic_path
 
             stamp.parent.mkdir(exist_ok=True)
@@ -144,12 +173,16 @@ def check_params(root: str | Path) -> Params:
     if unwatched is not None:
         logger.warning(
             "data.source %s is outside %s/, which the ingest stage depends on: DVC will not rerun ingest when it "
-            "changes. Move it there, or add it to stages.ingest.deps in dvc.yaml", unwatched, WATCHED_DATA,
+            "changes. Move it there, or add it to stages.ingest.deps in dvc.yaml",
+            unwatched,
+            WATCHED_DATA,
         )
     return params
 
 # %% ../nbs/api/80_stage.ipynb #b786dd19
-PAPERMILL_CELL_START = "# Parameters\n"  # papermill's Python translator starts its injected cell with this comment
+PAPERMILL_CELL_START = (
+    "# Parameters\n"  # papermill's Python translator starts its injected cell with this comment
+)
 
 
 def injected_by_papermill(history: list[str] | None = None) -> bool:
@@ -183,7 +216,10 @@ def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, 
             values = stage_parameters(stage, root=root)
         else:  # a notebook that is not a DVC stage (monitor.ipynb, run by `mlops-nb monitor`): its whole sections
             params = read_yaml(root / PARAMS_FILE) or {}
-            values, command = {section: params.get(section) or {} for section in cell_values}, f"mlops-nb {stage}"
+            values, command = (
+                {section: params.get(section) or {} for section in cell_values},
+                f"mlops-nb {stage}",
+            )
         cell = flatten_parameters(cell_values)
         changed = [
             f"{key} = {value!r} (cell: {cell[key]!r})"
@@ -193,7 +229,10 @@ def notebook_parameters(stage: str, **cell_values: dict[str, Any]) -> dict[str, 
         logger.info(
             "stage %s: parameters read from %s, as `%s` would inject them (this run has no papermill "
             "injection, so they override the parameters cell); values that differ from the cell: %s",
-            stage, root / PARAMS_FILE, command, hide_passwords("; ".join(changed)) or "none",
+            stage,
+            root / PARAMS_FILE,
+            command,
+            hide_passwords("; ".join(changed)) or "none",
         )
     return {section: parse_section(section, values.get(section)) for section in cell_values}
 
@@ -301,5 +340,7 @@ def run_stage(
     with atomic_path(report_path) as temporary:
         nbformat.write(notebook, str(temporary))
     failed_path.unlink(missing_ok=True)  # from an earlier failed run
-    logger.info("stage %s: done in %.1f s -> %s", name, time.perf_counter() - started, _relative(report_path, root))
+    logger.info(
+        "stage %s: done in %.1f s -> %s", name, time.perf_counter() - started, _relative(report_path, root)
+    )
     return report_path

@@ -22,7 +22,14 @@ from . import tune as tuning
 from .config import FeaturesParams, SearchDimension, TrainParams, TuneParams
 from .errors import TuningError
 from .parallel import FINISHED, run_batched, run_shared, settle_stale_trials
-from .study_storage import describe_storage, hide_password, make_storage, open_study, study_key, study_name
+from mlops_nb.study_storage import (
+    describe_storage,
+    hide_password,
+    make_storage,
+    open_study,
+    study_key,
+    study_name,
+)
 from .tune import make_objective, make_pruner, make_sampler
 from .validate import Schema
 
@@ -57,42 +64,104 @@ def tune_model(
 ) -> TuningResult:
     """Tune `model_name` over `search_space` as `tune` says; see the module's description."""
     metric = tuning.default_metric(schema.task, tune.metric)
-    skipped = "tune.n_trials = 0" if tune.n_trials == 0 else None if search_space else f"{location} has no entry for {model_name}"
+    skipped = (
+        "tune.n_trials = 0"
+        if tune.n_trials == 0
+        else None
+        if search_space
+        else f"{location} has no entry for {model_name}"
+    )
     if skipped:
         logger.info("%s: tuning is off; train uses the model's own hyperparameters", skipped)
-        summary = {"model": model_name, "metric": metric, "best_params": {}, "n_trials": 0, "skipped": skipped}
+        summary = {
+            "model": model_name,
+            "metric": metric,
+            "best_params": {},
+            "n_trials": 0,
+            "skipped": skipped,
+        }
         return TuningResult(summary, tuning.trials_frame(optuna.create_study()), None)
     X_tune, y_tune, rows = tuning.subsample(X, y, max_rows=tune.max_rows, task=schema.task, seed=tune.seed)
     objective = make_objective(
-        X_tune, y_tune, schema=schema, model_name=model_name, search_space=search_space, features=features,
-        cv_folds=tune.cv_folds, seed=tune.seed, metric=tune.metric,
+        X_tune,
+        y_tune,
+        schema=schema,
+        model_name=model_name,
+        search_space=search_space,
+        features=features,
+        cv_folds=tune.cv_folds,
+        seed=tune.seed,
+        metric=tune.metric,
     )
     sampler = make_sampler(tune.sampler, search_space, seed=tune.seed, location=location)
     n_trials = min(tune.n_trials, tuning.grid_size(sampler) or tune.n_trials)
-    key = study_key(tune, model_name=model_name, search_space=search_space, features=features, data_sha256=data_sha256)
+    key = study_key(
+        tune, model_name=model_name, search_space=search_space, features=features, data_sha256=data_sha256
+    )
     name = tune.study or study_name(key)
     storage = make_storage(tune.storage, journal_path=journal_path, heartbeat=tune.heartbeat)
-    study = open_study(storage, name, key=key, sampler=sampler, pruner=make_pruner(tune.pruner, cv_folds=tune.cv_folds),
-                       fresh=tune.fresh, label=describe_storage(tune.storage))
+    study = open_study(
+        storage,
+        name,
+        key=key,
+        sampler=sampler,
+        pruner=make_pruner(tune.pruner, cv_folds=tune.cv_folds),
+        fresh=tune.fresh,
+        label=describe_storage(tune.storage),
+    )
     if tune.storage is None:
-        run_batched(study, objective, n_trials=n_trials, workers=tune.workers, batch_size=tune.batch_size,
-                    pruner=tune.pruner, timeout=tune.timeout, show_progress_bar=show_progress_bar)
+        run_batched(
+            study,
+            objective,
+            n_trials=n_trials,
+            workers=tune.workers,
+            batch_size=tune.batch_size,
+            pruner=tune.pruner,
+            timeout=tune.timeout,
+            show_progress_bar=show_progress_bar,
+        )
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
         reproducible = finished >= n_trials
-        note = None if reproducible else f"tune.timeout = {tune.timeout} s stopped the study early: the result depends on the machine's speed"
+        note = (
+            None
+            if reproducible
+            else f"tune.timeout = {tune.timeout} s stopped the study early: the result depends on the machine's speed"
+        )
     else:
         study.set_user_attr("n_trials", n_trials)
-        run_shared(objective, storage=tune.storage, name=name, n_trials=n_trials, workers=tune.workers, sampler=tune.sampler,
-                   pruner=tune.pruner, seed=tune.seed, heartbeat=tune.heartbeat, timeout=tune.timeout)
+        run_shared(
+            objective,
+            storage=tune.storage,
+            name=name,
+            n_trials=n_trials,
+            workers=tune.workers,
+            sampler=tune.sampler,
+            pruner=tune.pruner,
+            seed=tune.seed,
+            heartbeat=tune.heartbeat,
+            timeout=tune.timeout,
+        )
         settle_stale_trials(study, heartbeat=tune.heartbeat)
         reproducible = False
         note = "shared study: trials ran on several workers and depend on their timing; not bit-reproducible"
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise TuningError(f"tune: the study {name} finished no trial", hint="raise tune.n_trials or tune.timeout, or use tune.pruner: none")
+        raise TuningError(
+            f"tune: the study {name} finished no trial",
+            hint="raise tune.n_trials or tune.timeout, or use tune.pruner: none",
+        )
     summary = tuning.tuning_summary(
-        study, model_name=model_name, metric=metric, sampler=tune.sampler, pruner=tune.pruner, seed=tune.seed,
-        batch_size=tune.batch_size, study_name=name, storage=describe_storage(tune.storage), reproducible=reproducible,
-        note=note, **rows,
+        study,
+        model_name=model_name,
+        metric=metric,
+        sampler=tune.sampler,
+        pruner=tune.pruner,
+        seed=tune.seed,
+        batch_size=tune.batch_size,
+        study_name=name,
+        storage=describe_storage(tune.storage),
+        reproducible=reproducible,
+        note=note,
+        **rows,
     )
     return TuningResult(summary, tuning.trials_frame(study), study)
 
@@ -116,20 +185,50 @@ def run_worker(*, storage: str, study: str | None = None, root: str | Path | Non
     schema = Schema.load(paths.schema)
     X, y = split_xy(read_parquet(paths.train_data), schema)
     X, y, _ = tuning.subsample(X, y, max_rows=tune.max_rows, task=schema.task, seed=tune.seed)
-    objective = make_objective(X, y, schema=schema, model_name=model_name, search_space=search_space, features=params.features,
-                               cv_folds=tune.cv_folds, seed=tune.seed, metric=tune.metric)
-    key = study_key(tune, model_name=model_name, search_space=search_space, features=params.features,
-                    data_sha256=sha256_file(paths.train_data))
+    objective = make_objective(
+        X,
+        y,
+        schema=schema,
+        model_name=model_name,
+        search_space=search_space,
+        features=params.features,
+        cv_folds=tune.cv_folds,
+        seed=tune.seed,
+        metric=tune.metric,
+    )
+    key = study_key(
+        tune,
+        model_name=model_name,
+        search_space=search_space,
+        features=params.features,
+        data_sha256=sha256_file(paths.train_data),
+    )
     name = study or tune.study or study_name(key)
     shown = hide_password(storage)
     if study and study not in {summary.study_name for summary in backend.get_all_studies()}:
-        raise TuningError(f"tune worker: no study {study!r} in {shown}", hint="start the tune stage first, or leave out --study")
-    found = open_study(backend, name, key=key, sampler=make_sampler(tune.sampler, search_space, seed=None, location=location),
-                       pruner=make_pruner(tune.pruner, cv_folds=tune.cv_folds), label=shown)
+        raise TuningError(
+            f"tune worker: no study {study!r} in {shown}",
+            hint="start the tune stage first, or leave out --study",
+        )
+    found = open_study(
+        backend,
+        name,
+        key=key,
+        sampler=make_sampler(tune.sampler, search_space, seed=None, location=location),
+        pruner=make_pruner(tune.pruner, cv_folds=tune.cv_folds),
+        label=shown,
+    )
     n_trials = int(found.user_attrs.get("n_trials", tune.n_trials))
     logger.info("tune worker: joined study %s in %s until it has %s finished trials", name, shown, n_trials)
-    return run_shared(objective, storage=storage, name=name, n_trials=n_trials, sampler=tune.sampler, pruner=tune.pruner,
-                      heartbeat=tune.heartbeat)
+    return run_shared(
+        objective,
+        storage=storage,
+        name=name,
+        n_trials=n_trials,
+        sampler=tune.sampler,
+        pruner=tune.pruner,
+        heartbeat=tune.heartbeat,
+    )
 
 
 def model_search_space(train: TrainParams, tune: TuneParams) -> tuple[str, dict[str, SearchDimension], str]:
@@ -139,12 +238,17 @@ def model_search_space(train: TrainParams, tune: TuneParams) -> tuple[str, dict[
     return train.model, dict(tune.search_space), "tune.search_space"
 
 # %% ../nbs/api/34_study.ipynb #8c23cdb0
-def serve_dashboard(*, storage: str | None, journal_path: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve_dashboard(
+    *, storage: str | None, journal_path: str | Path, host: str = "127.0.0.1", port: int = 8080
+) -> None:
     """Serve optuna-dashboard on `storage` (None: the embedded journal at `journal_path`) until interrupted."""
     from optuna_dashboard import run_server
 
     if storage is None and not Path(journal_path).is_file():
-        raise TuningError(f"tune dashboard: no study yet ({journal_path} not found)", hint="run the tune stage first: `dvc repro tune`")
+        raise TuningError(
+            f"tune dashboard: no study yet ({journal_path} not found)",
+            hint="run the tune stage first: `dvc repro tune`",
+        )
     backend = make_storage(storage, journal_path=journal_path)
     logger.info("optuna-dashboard on http://%s:%s (Ctrl+C stops it)", host, port)
     run_server(backend, host=host, port=port)

@@ -60,7 +60,10 @@ def make_storage(
         return JournalStorage(JournalFileBackend(str(journal_path)))
     shown = hide_password(storage)
     if "://" not in storage:
-        raise TuningError(f"tune.storage = {shown!r} is not a database URL", hint="use null, or postgresql://USER@HOST:PORT/DB")
+        raise TuningError(
+            f"tune.storage = {shown!r} is not a database URL",
+            hint="use null, or postgresql://USER@HOST:PORT/DB",
+        )
     password = _password(storage)
     try:
         with warnings.catch_warnings():
@@ -70,9 +73,13 @@ def make_storage(
                 heartbeat_interval=int(max(1, heartbeat)),
                 grace_period=int(max(2, 2 * heartbeat)),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-                engine_kwargs={"connect_args": {"connect_timeout": 10}} if storage.startswith("postgres") else None,
+                engine_kwargs={"connect_args": {"connect_timeout": 10}}
+                if storage.startswith("postgres")
+                else None,
             )
-    except Exception as error:  # SQLAlchemy and the drivers raise many types for a bad URL or an unreachable server
+    except (
+        Exception
+    ) as error:  # SQLAlchemy and the drivers raise many types for a bad URL or an unreachable server
         reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
         if password:
             reason = reason.replace(password, "***")
@@ -97,7 +104,14 @@ def describe_storage(storage: str | None) -> str:
 
 # %% ../nbs/api/32_study_storage.ipynb #b59cfaea
 # The modules whose code decides a trial's value (read as files: this module imports none of the later ones).
-_CODE_MODULES = ("mlops_nb.tune", "mlops_nb.parallel", "mlops_nb.study", "mlops_nb.train", "mlops_nb.features", "mlops_nb.models")
+_CODE_MODULES = (
+    "mlops_nb.tune",
+    "mlops_nb.parallel",
+    "mlops_nb.study",
+    "mlops_nb.train",
+    "mlops_nb.features",
+    "mlops_nb.models",
+)
 
 
 def code_sha256() -> str:
@@ -119,8 +133,12 @@ def study_key(
     """What shapes a study's trials (a JSON-able mapping)."""
     return {
         "model": model_name,
-        "search_space": {name: dimension.model_dump(exclude_defaults=True) for name, dimension in search_space.items()},
-        **tune.model_dump(include={"sampler", "pruner", "seed", "cv_folds", "metric", "batch_size", "max_rows"}),
+        "search_space": {
+            name: dimension.model_dump(exclude_defaults=True) for name, dimension in search_space.items()
+        },
+        **tune.model_dump(
+            include={"sampler", "pruner", "seed", "cv_folds", "metric", "batch_size", "max_rows"}
+        ),
         "features": features.model_dump() if features else None,
         "data_sha256": data_sha256,
         "code_sha256": code_sha256(),
@@ -154,7 +172,12 @@ def open_study(
         optuna.delete_study(study_name=name, storage=storage)
         logger.info("tune.fresh: deleted the study %s in %s", name, label)
     study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
     )
     recorded = study.user_attrs.get("mlops_nb_key")
     if recorded is None:

@@ -90,7 +90,12 @@ def cv_splitter(task: str, *, cv_folds: int, seed: int) -> KFold | StratifiedKFo
 def scorers(task: str) -> dict[str, str]:
     """The scikit-learn scorers reported for `task`, by the name used in the metrics files."""
     if task == "classification":
-        return {"accuracy": "accuracy", "f1_macro": "f1_macro", "precision_macro": "precision_macro", "recall_macro": "recall_macro"}
+        return {
+            "accuracy": "accuracy",
+            "f1_macro": "f1_macro",
+            "precision_macro": "precision_macro",
+            "recall_macro": "recall_macro",
+        }
     return {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error", "r2": "r2"}
 
 # %% ../nbs/api/30_train.ipynb #bccd7f24
@@ -109,7 +114,13 @@ def cross_validate_pipeline(
             )
     names = scorers(task)
     result = cross_validate(
-        pipeline, X, y, cv=cv_splitter(task, cv_folds=cv_folds, seed=seed), scoring=names, n_jobs=1, error_score="raise"
+        pipeline,
+        X,
+        y,
+        cv=cv_splitter(task, cv_folds=cv_folds, seed=seed),
+        scoring=names,
+        n_jobs=1,
+        error_score="raise",
     )
     metrics = {}
     for name, scorer in names.items():

@@ -51,7 +51,11 @@ def default_metric(task: str, metric: str = "auto") -> str:
 
 # %% ../nbs/api/31_tune.ipynb #1f6229f7
 def check_search_space(
-    search_space: dict[str, SearchDimension], *, model_name: str, task: str, location: str = "tune.search_space"
+    search_space: dict[str, SearchDimension],
+    *,
+    model_name: str,
+    task: str,
+    location: str = "tune.search_space",
 ) -> None:
     """Refuse a search-space key that is not a hyperparameter of the model."""
     allowed = make_model(model_name, task=task).get_params()
@@ -71,10 +75,14 @@ def distribution(dimension: SearchDimension) -> optuna.distributions.BaseDistrib
         return optuna.distributions.IntDistribution(
             int(dimension.low), int(dimension.high), step=int(dimension.step or 1), log=dimension.log
         )
-    return optuna.distributions.FloatDistribution(dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+    return optuna.distributions.FloatDistribution(
+        dimension.low, dimension.high, step=dimension.step, log=dimension.log
+    )
 
 
-def distributions(search_space: dict[str, SearchDimension]) -> dict[str, optuna.distributions.BaseDistribution]:
+def distributions(
+    search_space: dict[str, SearchDimension],
+) -> dict[str, optuna.distributions.BaseDistribution]:
     """The Optuna distributions of a search space, by hyperparameter name."""
     return {name: distribution(dimension) for name, dimension in search_space.items()}
 
@@ -87,10 +95,16 @@ def suggest(trial: optuna.Trial, search_space: dict[str, SearchDimension]) -> di
             point[name] = trial.suggest_categorical(name, dimension.choices)
         elif dimension.type == "int":
             point[name] = trial.suggest_int(
-                name, int(dimension.low), int(dimension.high), step=int(dimension.step or 1), log=dimension.log
+                name,
+                int(dimension.low),
+                int(dimension.high),
+                step=int(dimension.step or 1),
+                log=dimension.log,
             )
         else:
-            point[name] = trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+            point[name] = trial.suggest_float(
+                name, dimension.low, dimension.high, step=dimension.step, log=dimension.log
+            )
     return point
 
 # %% ../nbs/api/31_tune.ipynb #3e31da7f
@@ -110,9 +124,13 @@ def grid_values(dimension: SearchDimension, *, name: str, location: str = "tune.
     return [round(dimension.low + index * dimension.step, 12) for index in range(count)]
 
 
-def grid(search_space: dict[str, SearchDimension], *, location: str = "tune.search_space") -> dict[str, list[Any]]:
+def grid(
+    search_space: dict[str, SearchDimension], *, location: str = "tune.search_space"
+) -> dict[str, list[Any]]:
     """The grid of a search space: every value of each dimension."""
-    return {name: grid_values(dimension, name=name, location=location) for name, dimension in search_space.items()}
+    return {
+        name: grid_values(dimension, name=name, location=location) for name, dimension in search_space.items()
+    }
 
 # %% ../nbs/api/31_tune.ipynb #08286a83
 class _GridSampler(optuna.samplers.GridSampler):
@@ -123,7 +141,11 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 def make_sampler(
-    name: str, search_space: dict[str, SearchDimension], *, seed: int | None, location: str = "tune.search_space"
+    name: str,
+    search_space: dict[str, SearchDimension],
+    *,
+    seed: int | None,
+    location: str = "tune.search_space",
 ) -> optuna.samplers.BaseSampler:
     """The seeded sampler `name` (tpe, random, grid, cmaes) for `search_space`."""
     if name == "tpe":
@@ -142,7 +164,9 @@ def make_sampler(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    raise SearchSpaceError(f"tune.sampler = {name!r} is not a sampler", hint=f"use one of: {', '.join(SAMPLERS)}")
+    raise SearchSpaceError(
+        f"tune.sampler = {name!r} is not a sampler", hint=f"use one of: {', '.join(SAMPLERS)}"
+    )
 
 
 def grid_size(sampler: optuna.samplers.BaseSampler) -> int | None:
@@ -160,7 +184,9 @@ def make_pruner(name: str, *, cv_folds: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cv_folds, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise SearchSpaceError(f"tune.pruner = {name!r} is not a pruner", hint=f"use one of: {', '.join(PRUNERS)}")
+    raise SearchSpaceError(
+        f"tune.pruner = {name!r} is not a pruner", hint=f"use one of: {', '.join(PRUNERS)}"
+    )
 
 # %% ../nbs/api/31_tune.ipynb #c491999d
 def subsample(
@@ -203,8 +229,11 @@ class Objective:
         scorer = get_scorer(default_metric(self.schema.task, self.metric))
         folds = cv_splitter(self.schema.task, cv_folds=self.cv_folds, seed=self.seed).split(self.X, self.y)
         pipeline = build_pipeline(
-            self.schema, model_name=self.model_name, hyperparameters=suggest(trial, self.search_space),
-            features=self.features, seed=self.seed,
+            self.schema,
+            model_name=self.model_name,
+            hyperparameters=suggest(trial, self.search_space),
+            features=self.features,
+            seed=self.seed,
         )
         scores = []
         for step, (train_index, valid_index) in enumerate(folds):
@@ -216,8 +245,15 @@ class Objective:
         return float(np.mean(scores))
 
 
-def make_objective(X: pd.DataFrame, y: pd.Series, *, schema: Schema, model_name: str,
-                   search_space: dict[str, SearchDimension], **options: Any) -> Objective:
+def make_objective(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    schema: Schema,
+    model_name: str,
+    search_space: dict[str, SearchDimension],
+    **options: Any,
+) -> Objective:
     """An `Objective` after checking the search space and the metric against the model and the task."""
     check_search_space(search_space, model_name=model_name, task=schema.task)
     default_metric(schema.task, options.get("metric", "auto"))
@@ -232,8 +268,15 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
         if value is not None:
             best = max(best, value)
-        rows.append({"trial": trial.number, "state": trial.state.name.lower(), "value": value,
-                     "best": None if best == -np.inf else best, **trial.params})
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": trial.state.name.lower(),
+                "value": value,
+                "best": None if best == -np.inf else best,
+                **trial.params,
+            }
+        )
     return pd.DataFrame(rows, columns=None if rows else ["trial", "state", "value", "best"])
 
 # %% ../nbs/api/31_tune.ipynb #9c998b86

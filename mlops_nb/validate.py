@@ -122,7 +122,9 @@ def infer_task(target: pd.Series) -> Literal["classification", "regression"]:
 MAX_CLASSES = 50
 
 
-def task_warnings(target: pd.Series, task: Literal["classification", "regression"], *, name: str = "target") -> list[str]:
+def task_warnings(
+    target: pd.Series, task: Literal["classification", "regression"], *, name: str = "target"
+) -> list[str]:
     """Warnings for a task that looks wrong for the target: too many classes, or a regression on a few integers."""
     values = target.dropna()
     distinct = int(values.nunique())
@@ -132,7 +134,12 @@ def task_warnings(target: pd.Series, task: Literal["classification", "regression
             "if it is a quantity, set data.task: regression"
         ]
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if task == "regression" and numeric and distinct <= MAX_INTEGER_CLASSES and np.all(np.mod(values, 1) == 0):
+    if (
+        task == "regression"
+        and numeric
+        and distinct <= MAX_INTEGER_CLASSES
+        and np.all(np.mod(values, 1) == 0)
+    ):
         return [
             f"data.target '{name}' takes only {distinct} integer values, which looks categorical; "
             "if they are classes, set data.task: classification"
@@ -189,7 +196,9 @@ def _check_target(frame: pd.DataFrame, target: str, task: str) -> Literal["class
     return resolved
 
 
-def check_dataset(frame: pd.DataFrame, *, target: str, task: str = "auto") -> Literal["classification", "regression"]:
+def check_dataset(
+    frame: pd.DataFrame, *, target: str, task: str = "auto"
+) -> Literal["classification", "regression"]:
     """Refuse a data set no model can be trained on; return the task (resolving `auto`)."""
     resolved = _check_target(frame, target, task)
     problems = [
@@ -203,7 +212,8 @@ def check_dataset(frame: pd.DataFrame, *, target: str, task: str = "auto") -> Li
         )
     if len(frame.columns) < 2:
         raise DataValidationError(
-            f"the data has no feature columns, only the target '{target}'", hint="add the columns to learn from"
+            f"the data has no feature columns, only the target '{target}'",
+            hint="add the columns to learn from",
         )
     for warning in task_warnings(frame[target], resolved, name=target):
         logger.warning(warning)
@@ -271,14 +281,26 @@ def _column_schema(name: str, column: pd.Series, kind: str, role: ColumnRole | N
     if kind == "numeric":
         empty = column.isna().all()
         return ColumnSchema(
-            name=name, kind=kind, dtype=str(column.dtype), missing_rate=float(column.isna().mean()),
-            minimum=None if empty else float(column.min()), maximum=None if empty else float(column.max()), **extra,
+            name=name,
+            kind=kind,
+            dtype=str(column.dtype),
+            missing_rate=float(column.isna().mean()),
+            minimum=None if empty else float(column.min()),
+            maximum=None if empty else float(column.max()),
+            **extra,
         )
     if kind == "datetime":
-        return ColumnSchema(name=name, kind=kind, dtype=str(column.dtype), missing_rate=float(column.isna().mean()), **extra)
+        return ColumnSchema(
+            name=name, kind=kind, dtype=str(column.dtype), missing_rate=float(column.isna().mean()), **extra
+        )
     categories = sorted(value for value in column.astype("str").unique() if value != "")
     return ColumnSchema(
-        name=name, kind="categorical", dtype="str", missing_rate=float((column == "").mean()), categories=categories, **extra
+        name=name,
+        kind="categorical",
+        dtype="str",
+        missing_rate=float((column == "").mean()),
+        categories=categories,
+        **extra,
     )
 
 
@@ -314,10 +336,14 @@ def infer_schema(
             columns.append(_column_schema(name, column, kind))
     classes = None
     if task == "classification":
-        classes = sorted(frame[target].dropna().unique().tolist(), key=lambda value: (str(type(value)), value))
+        classes = sorted(
+            frame[target].dropna().unique().tolist(), key=lambda value: (str(type(value)), value)
+        )
     if dropped:
         logger.info("not features: %s", dropped)
-    return Schema(target=target, task=task, classes=classes, columns=columns, dropped_columns=dropped, roles=role_names)
+    return Schema(
+        target=target, task=task, classes=classes, columns=columns, dropped_columns=dropped, roles=role_names
+    )
 
 # %% ../nbs/api/11_validate.ipynb #c7d8b245
 def quality_report(frame: pd.DataFrame, *, target: str) -> dict[str, Any]:
@@ -346,7 +372,9 @@ def split_train_test(
         if counts.min() >= 2:
             stratify = frame[target]
         else:
-            logger.warning("class(es) %s have a single row: the split is not stratified", list(counts[counts < 2].index))
+            logger.warning(
+                "class(es) %s have a single row: the split is not stratified", list(counts[counts < 2].index)
+            )
     n_test = int(np.ceil(test_size * len(frame)))
     if n_test < 1 or len(frame) - n_test < 2:
         raise DataValidationError(

@@ -91,8 +91,12 @@ class VersionFiles:
         from mlops_nb.remote import default_remote, remote_error
 
         version = self.version
-        if default_remote(self.paths.root) is not None:  # name the remote and why it failed (unreachable, not pushed)
-            return remote_error(error, root=self.paths.root, what=f"{version.tag}: {relative} at commit {version.commit[:7]}")
+        if (
+            default_remote(self.paths.root) is not None
+        ):  # name the remote and why it failed (unreachable, not pushed)
+            return remote_error(
+                error, root=self.paths.root, what=f"{version.tag}: {relative} at commit {version.commit[:7]}"
+            )
         return RegistryError(
             f"{version.tag}: {relative} at commit {version.commit[:7]} is in no DVC cache or remote ({error})",
             hint="`dvc push` it from the machine that trained it, or `dvc remote add -d NAME URL` for the remote that holds it",
@@ -125,8 +129,12 @@ class VersionFiles:
             found = self.version
             relative = self.relative(self.paths.card)
             trained = ModelCard.from_json(self.read_text(relative), source=f"{found.tag}:{relative}")
-            if found.record.get("profile_sha256"):  # written by evaluate, after the card: recorded at registration
-                profile = FileRecord(path=self.relative(self.paths.profile), sha256=found.record["profile_sha256"])
+            if found.record.get(
+                "profile_sha256"
+            ):  # written by evaluate, after the card: recorded at registration
+                profile = FileRecord(
+                    path=self.relative(self.paths.profile), sha256=found.record["profile_sha256"]
+                )
                 trained = trained.model_copy(update={"profile": profile})
             if found.record.get("onnx"):  # the export stage's files, after the card: recorded at registration
                 trained = trained.model_copy(update={"onnx": onnx_record(found.record["onnx"])})
@@ -178,7 +186,10 @@ class VersionFiles:
         if path.suffix == ".skops" or relative.endswith(".skops"):
             refused = untrusted_types(path)
             if refused:
-                raise ArtifactError(f"{tag}: {relative} holds untrusted type(s) {', '.join(refused)}", hint="do not use this version")
+                raise ArtifactError(
+                    f"{tag}: {relative} holds untrusted type(s) {', '.join(refused)}",
+                    hint="do not use this version",
+                )
 
 # %% ../nbs/api/48_version_files.ipynb #6ff483bc
 def open_version(found: ModelVersion, *, root: str | Path | None = None) -> VersionFiles:

@@ -12,14 +12,23 @@ import pytest
 from project_copy import BIN, REPO_ROOT, command_env, edit_params, make_project, set_params, stage_names  # noqa: F401
 
 
-def run(command: list[str] | str, cwd: Path, *, check: bool = True, timeout: int = 600, **extra_env: str) -> subprocess.CompletedProcess:
+def run(
+    command: list[str] | str, cwd: Path, *, check: bool = True, timeout: int = 600, **extra_env: str
+) -> subprocess.CompletedProcess:
     """Run `command` in `cwd`; with `check`, fail the test showing its output when it exits non-zero."""
     result = subprocess.run(
-        command, cwd=cwd, env=command_env(**extra_env), capture_output=True, text=True, timeout=timeout,
+        command,
+        cwd=cwd,
+        env=command_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         shell=isinstance(command, str),
     )
     if check and result.returncode != 0:
-        pytest.fail(f"{command} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{command} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -83,8 +92,14 @@ def postgres_server() -> str:
     data, port = folder / "data", _free_port()
 
     def postgres(*arguments: str) -> None:
-        result = subprocess.run([str(binaries / arguments[0]), *arguments[1:]], capture_output=True, text=True, cwd=folder,
-                                timeout=120, **as_user)
+        result = subprocess.run(
+            [str(binaries / arguments[0]), *arguments[1:]],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            timeout=120,
+            **as_user,
+        )
         if result.returncode != 0:
             pytest.fail(f"{arguments[0]} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
 

@@ -31,7 +31,9 @@ def free_port() -> int:
 class Server:
     """`mlops-nb serve ARGS` in `project`, started on a free port, stopped on exit."""
 
-    def __init__(self, project: Path, *arguments: str, env: dict[str, str] | None = None, log: Path | None = None):
+    def __init__(
+        self, project: Path, *arguments: str, env: dict[str, str] | None = None, log: Path | None = None
+    ):
         self.project = project
         self.arguments = arguments
         self.env = env or {}
@@ -43,7 +45,10 @@ class Server:
         with open(self.output, "wb") as output:
             self.process = subprocess.Popen(
                 [str(BIN / "mlops-nb"), "serve", "--port", str(self.port), *self.arguments],
-                cwd=self.project, env=command_env(**self.env), stdout=output, stderr=subprocess.STDOUT,
+                cwd=self.project,
+                env=command_env(**self.env),
+                stdout=output,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -81,7 +86,11 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def call(
-        self, method: str, path: str, body: bytes | str | dict | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         """One request on a new connection: (status, parsed JSON or text, headers)."""
         headers = dict(headers or {})
@@ -135,14 +144,24 @@ def v2_inputs(frame: pd.DataFrame, columns: list[Any]) -> list[dict[str, Any]]:
     """The columns of `frame` as V2 JSON inputs, missing values as null."""
     instances = v1_instances(frame, columns)
     return [
-        {"name": column.name, "shape": [len(frame)], "datatype": "FP64" if column.kind == "numeric" else "BYTES",
-         "data": [instance[column.name] for instance in instances]}
+        {
+            "name": column.name,
+            "shape": [len(frame)],
+            "datatype": "FP64" if column.kind == "numeric" else "BYTES",
+            "data": [instance[column.name] for instance in instances],
+        }
         for column in columns
     ]
 
 
-def model_project(destination: Path, frame: pd.DataFrame, *, target: str, model_name: str = "random_forest",
-                  hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_project(
+    destination: Path,
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    model_name: str = "random_forest",
+    hyperparameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A project folder holding only what `mlops-nb serve` reads (models/ with card, skops, ONNX export), trained
     directly through the library on `frame`; returns the pipeline, schema and test split."""
     from mlops_nb.artifacts import save_model
@@ -155,13 +174,20 @@ def model_project(destination: Path, frame: pd.DataFrame, *, target: str, model_
     cleaned = clean(frame, target=target)
     schema = infer_schema(cleaned, target=target, task=task)
     train, test = split_train_test(cleaned, target=target, task=task)
-    pipeline = build_pipeline(schema, model_name=model_name, hyperparameters=hyperparameters or {"n_estimators": 30}).fit(*split_xy(train, schema))
+    pipeline = build_pipeline(
+        schema, model_name=model_name, hyperparameters=hyperparameters or {"n_estimators": 30}
+    ).fit(*split_xy(train, schema))
     destination.mkdir(parents=True, exist_ok=True)
     (destination / "params.yaml").write_text("{}\n")
     (destination / "dvc.yaml").write_text("stages: {}\n")
     sha256 = save_model(pipeline, destination / "models" / "model.skops")
-    write_json({"schema": schema.model_dump(mode="json"), "artifact": {"path": "models/model.skops", "sha256": sha256}},
-               destination / "models" / "card.json")
+    write_json(
+        {
+            "schema": schema.model_dump(mode="json"),
+            "artifact": {"path": "models/model.skops", "sha256": sha256},
+        },
+        destination / "models" / "card.json",
+    )
     parity = export_onnx(pipeline, schema, test, destination / ONNX_FOLDER)
     return {"project": destination, "pipeline": pipeline, "schema": schema, "test": test, "parity": parity}
 
@@ -175,7 +201,9 @@ def copy_served_files(project: Path, destination: Path) -> Path:
     return destination
 
 
-def expected_predictions(pipeline: Any, schema: Any, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
+def expected_predictions(
+    pipeline: Any, schema: Any, frame: pd.DataFrame
+) -> tuple[list[Any], np.ndarray | None]:
     """What the in-process scikit-learn pipeline predicts for `frame` (and its probabilities for a classifier)."""
     from mlops_nb.train import split_xy
 

@@ -19,7 +19,11 @@ FEATURES = [
     FeaturesParams(scale="robust", categorical_impute="constant", one_hot_max_categories=2),
     FeaturesParams(numeric_impute="mean", categorical_encoding="ordinal", one_hot_max_categories=2),
 ]
-SMALL = {"random_forest": {"n_estimators": 3}, "extra_trees": {"n_estimators": 3}, "hist_gradient_boosting": {"max_iter": 5}}
+SMALL = {
+    "random_forest": {"n_estimators": 3},
+    "extra_trees": {"n_estimators": 3},
+    "hist_gradient_boosting": {"max_iter": 5},
+}
 
 
 @pytest.mark.parametrize(("task", "name"), [(task, name) for task in DATA for name in available_models(task)])
@@ -29,7 +33,9 @@ def test_every_zoo_model_saves_and_loads(task: str, name: str, tmp_path: Path) -
     schema = infer_schema(frame, target=target, task=task)
     X, y = split_xy(frame, schema)
     for features in FEATURES:
-        pipeline = build_pipeline(schema, model_name=name, hyperparameters=SMALL.get(name), features=features).fit(X, y)
+        pipeline = build_pipeline(
+            schema, model_name=name, hyperparameters=SMALL.get(name), features=features
+        ).fit(X, y)
         digest = save_model(pipeline, tmp_path / "model.skops")
         assert untrusted_types(tmp_path / "model.skops") == []
         loaded = load_model(tmp_path / "model.skops", expected_sha256=digest)
@@ -50,7 +56,12 @@ def test_a_model_with_date_features_saves_and_loads(mode: str, tmp_path: Path) -
     schema = infer_schema(frame, target="species", task="classification", roles=roles)
     assert schema.datetime_columns == ["seen"]
     X, y = split_xy(frame, schema)
-    pipeline = build_pipeline(schema, model_name="random_forest", hyperparameters=SMALL["random_forest"], features=FeaturesParams(datetime=mode)).fit(X, y)
+    pipeline = build_pipeline(
+        schema,
+        model_name="random_forest",
+        hyperparameters=SMALL["random_forest"],
+        features=FeaturesParams(datetime=mode),
+    ).fit(X, y)
     digest = save_model(pipeline, tmp_path / "model.skops")
     assert untrusted_types(tmp_path / "model.skops") == []
     loaded = load_model(tmp_path / "model.skops", expected_sha256=digest)

@@ -65,7 +65,12 @@ def _latin1_csv(project: Path) -> str:
 
 
 def _dated_csv() -> str:
-    rows = [f"2021-{month:02d}-{day:02d},{kind},{value}" for month in range(1, 5) for day in range(1, 9) for kind, value in (("a", 1), ("b", 2))]
+    rows = [
+        f"2021-{month:02d}-{day:02d},{kind},{value}"
+        for month in range(1, 5)
+        for day in range(1, 9)
+        for kind, value in (("a", 1), ("b", 2))
+    ]
     return "day,species,size\n" + "\n".join(rows) + "\n"
 
 
@@ -82,29 +87,58 @@ def _sqlite(project: Path) -> None:
 
 CASES: dict[str, tuple[Callable[[Path], dict], str, str | tuple[str, ...]]] = {
     # name: (how to break the project -> params to set, the stage that refuses it, what the message says: one or more parts)
-    "source file missing": (lambda p: {"data.source": "data/nope.csv"}, "ingest", "file 'data/nope.csv' not found"),
+    "source file missing": (
+        lambda p: {"data.source": "data/nope.csv"},
+        "ingest",
+        "file 'data/nope.csv' not found",
+    ),
     "empty file": (lambda p: {"data.source": _write(p, "empty.csv", "")}, "ingest", "is empty"),
-    "header only": (lambda p: {"data.source": _write(p, "header.csv", "a,b,species\n")}, "ingest", "has a header but no data rows"),
-    "binary file": (lambda p: {"data.source": _write(p, "binary.csv", bytes(range(256)) * 8)}, "ingest", "looks binary"),
-    "ragged rows": (lambda p: {"data.source": _write(p, "ragged.csv", "a,b,species\n1,2,x\n3,4,y,5\n")}, "ingest", "ragged rows"),
+    "header only": (
+        lambda p: {"data.source": _write(p, "header.csv", "a,b,species\n")},
+        "ingest",
+        "has a header but no data rows",
+    ),
+    "binary file": (
+        lambda p: {"data.source": _write(p, "binary.csv", bytes(range(256)) * 8)},
+        "ingest",
+        "looks binary",
+    ),
+    "ragged rows": (
+        lambda p: {"data.source": _write(p, "ragged.csv", "a,b,species\n1,2,x\n3,4,y,5\n")},
+        "ingest",
+        "ragged rows",
+    ),
     "target column missing": (lambda p: {"data.target": "specie"}, "prepare", "column 'specie' not found"),
     "target all missing": (
-        lambda p: {"data.source": _penguins_csv(p, "no_target.csv", lambda f: f.assign(species=None))}, "prepare", "missing in all 344 rows"
+        lambda p: {"data.source": _penguins_csv(p, "no_target.csv", lambda f: f.assign(species=None))},
+        "prepare",
+        "missing in all 344 rows",
     ),
     "single class": (
-        lambda p: {"data.source": _penguins_csv(p, "one.csv", lambda f: f[f.species == "Adelie"])}, "prepare", "has a single class ('Adelie')"
+        lambda p: {"data.source": _penguins_csv(p, "one.csv", lambda f: f[f.species == "Adelie"])},
+        "prepare",
+        "has a single class ('Adelie')",
     ),
     "numeric column holding text": (
-        lambda p: {"data.source": _penguins_csv(p, "text.csv", _with_text)}, "prepare", "column 'body_mass_g' is numeric but holds text in 1 row(s): '4kg'"
+        lambda p: {"data.source": _penguins_csv(p, "text.csv", _with_text)},
+        "prepare",
+        "column 'body_mass_g' is numeric but holds text in 1 row(s): '4kg'",
     ),
-    "unknown model name": (lambda p: {"train.model": "forest"}, "tune", "train.model = 'forest' is not a known model"),
+    "unknown model name": (
+        lambda p: {"train.model": "forest"},
+        "tune",
+        "train.model = 'forest' is not a known model",
+    ),
     "search-space bounds reversed": (
         lambda p: {"tune.search_space.random_forest": {"max_depth": {"type": "int", "low": 16, "high": 2}}},
         "tune",
         "low (16) is greater than high (2); swap them",
     ),
     "semicolon CSV read with sep ','": (
-        lambda p: {"data.source": _penguins_as(p, "semicolons.csv", sep=";"), "data.read_options": {"sep": ","}},
+        lambda p: {
+            "data.source": _penguins_as(p, "semicolons.csv", sep=";"),
+            "data.read_options": {"sep": ","},
+        },
         "ingest",
         "semicolons.csv' was read as the one column 'species;island;bill_length_mm;",
     ),
@@ -116,10 +150,16 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str | tuple[str, ...]]] = {
     "Latin-1 file read as UTF-8": (
         lambda p: {"data.source": _latin1_csv(p)},
         "ingest",
-        ("latin.csv' is not utf-8 text (invalid continuation byte", "Hint: set data.read_options.encoding to the file's encoding"),
+        (
+            "latin.csv' is not utf-8 text (invalid continuation byte",
+            "Hint: set data.read_options.encoding to the file's encoding",
+        ),
     ),
     "date column that does not parse with its format": (
-        lambda p: {"data.source": _write(p, "dated.csv", _dated_csv()), "data.read_options": {"parse_dates": {"day": "%d/%m/%Y"}}},
+        lambda p: {
+            "data.source": _write(p, "dated.csv", _dated_csv()),
+            "data.read_options": {"parse_dates": {"day": "%d/%m/%Y"}},
+        },
         "ingest",
         ("data.read_options.parse_dates: column 'day' of file", "'%d/%m/%Y'"),
     ),
@@ -134,7 +174,17 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str | tuple[str, ...]]] = {
         "features.exclude: column 'bill_lenght_mm' not found; the columns are: island, bill_length_mm",
     ),
     "excluding every feature": (
-        lambda p: {"features.exclude": ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]},
+        lambda p: {
+            "features.exclude": [
+                "island",
+                "bill_length_mm",
+                "bill_depth_mm",
+                "flipper_length_mm",
+                "body_mass_g",
+                "sex",
+                "year",
+            ]
+        },
         "prepare",
         "no feature columns are left of island, bill_length_mm",
     ),
@@ -144,7 +194,10 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str | tuple[str, ...]]] = {
         "unknown section 'trian' (did you mean 'train'?); allowed sections: data, evaluate, features",
     ),
     "hyperparameter of another model": (
-        lambda p: {"train.model": "hist_gradient_boosting", "train.hyperparameters.hist_gradient_boosting": {"n_estimators": 200}},
+        lambda p: {
+            "train.model": "hist_gradient_boosting",
+            "train.hyperparameters.hist_gradient_boosting": {"n_estimators": 200},
+        },
         "tune",
         "train.hyperparameters.hist_gradient_boosting.n_estimators is not a hyperparameter of hist_gradient_boosting",
     ),
@@ -153,9 +206,16 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str | tuple[str, ...]]] = {
         "tune",
         "params.yaml: train/tune.search_space use the old flat layout: move train.n_estimators -> train.hyperparameters.random_forest.n_estimators",
     ),
-    "test_size outside (0, 1)": (lambda p: {"prepare.test_size": 1.5}, "prepare", "prepare.test_size = 1.5: Input should be less than 1"),
+    "test_size outside (0, 1)": (
+        lambda p: {"prepare.test_size": 1.5},
+        "prepare",
+        "prepare.test_size = 1.5: Input should be less than 1",
+    ),
     "SQL URL that cannot connect": (
-        lambda p: (_sqlite(p), {"data.source": "sqlite:///no/such/dir/db.sqlite", "data.query": "SELECT * FROM t"})[1],
+        lambda p: (
+            _sqlite(p),
+            {"data.source": "sqlite:///no/such/dir/db.sqlite", "data.query": "SELECT * FROM t"},
+        )[1],
         "ingest",
         "cannot connect",
     ),
@@ -187,10 +247,14 @@ def test_bad_input_fails_clearly_and_keeps_the_model(case: str, fresh_run: Path)
     for fragment in (message,) if isinstance(message, str) else message:
         assert fragment in error, (fragment, error)
     assert "Traceback" not in result.stderr
-    if case in REFUSED_BEFORE_START:  # dvc.yaml's first stage, `mlops-nb check`, before DVC removes any output
+    if (
+        case in REFUSED_BEFORE_START
+    ):  # dvc.yaml's first stage, `mlops-nb check`, before DVC removes any output
         assert error.startswith("error: params.yaml: "), error
         assert "Running stage 'check'" in result.stdout and "Running stage 'ingest'" not in result.stdout
-        assert (fresh_run / "models" / "best_params.json").is_file() and (fresh_run / "reports" / f"{stage}.ipynb").is_file()
+        assert (fresh_run / "models" / "best_params.json").is_file() and (
+            fresh_run / "reports" / f"{stage}.ipynb"
+        ).is_file()
     else:
         assert f"stage '{stage}' failed: nbs/pipelines/{stage}.ipynb, cell In[" in error
         assert (fresh_run / "reports" / f"{stage}.failed.ipynb").is_file()

@@ -20,22 +20,38 @@ def test_card_written_by_earlier_main_loads(tmp_path: Path) -> None:
     raw = json.loads(OLD_CARD.read_text())
     card = ModelCard.load(OLD_CARD)
     assert card.created == raw["created_at"] and card.git.commit == raw["git"]["commit"]
-    assert card.model.name == "random_forest" and card.model.hyperparameters == raw["model"]["hyperparameters"]
+    assert (
+        card.model.name == "random_forest" and card.model.hyperparameters == raw["model"]["hyperparameters"]
+    )
     assert card.lineage.source == "sample:penguins" and card.lineage.sha256 == raw["data"]["sha256"]
     assert card.schema.feature_columns == [column["name"] for column in raw["schema"]["columns"]]
     assert card.artifact.sha256 == raw["artifact"]["sha256"] and card.tuning == raw["tuning"]
     assert card.dependencies == {} and card.profile is None and card.onnx is None
     markdown = card.to_markdown()
-    assert "# Model card: random_forest (not registered)" in markdown and "## Cross-validation metrics" in markdown
+    assert (
+        "# Model card: random_forest (not registered)" in markdown
+        and "## Cross-validation metrics" in markdown
+    )
     # Saved again, the old card keeps what it held (its ingestion time stays in its lineage record).
     card.save(tmp_path / "card.json")
     again = json.loads((tmp_path / "card.json").read_text())
-    assert again["data"] == raw["data"] and again["schema"] == raw["schema"] and again["created"] == raw["created_at"]
+    assert (
+        again["data"] == raw["data"]
+        and again["schema"] == raw["schema"]
+        and again["created"] == raw["created_at"]
+    )
 
 
 def test_registered_old_card_gets_version_fields() -> None:
-    card = ModelCard.load(OLD_CARD).with_version("v1.2.0", created="2026-11-25T17:00:00+00:00", commit="f" * 40, test_metrics={"accuracy": 1.0})
-    assert (card.version, card.created, card.git.commit, card.test_metrics) == ("v1.2.0", "2026-11-25T17:00:00+00:00", "f" * 40, {"accuracy": 1.0})
+    card = ModelCard.load(OLD_CARD).with_version(
+        "v1.2.0", created="2026-11-25T17:00:00+00:00", commit="f" * 40, test_metrics={"accuracy": 1.0}
+    )
+    assert (card.version, card.created, card.git.commit, card.test_metrics) == (
+        "v1.2.0",
+        "2026-11-25T17:00:00+00:00",
+        "f" * 40,
+        {"accuracy": 1.0},
+    )
     assert "## Test metrics" in card.to_markdown()
 
 

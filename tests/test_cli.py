@@ -24,12 +24,27 @@ def test_check_accepts_the_default_params() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"prepare.tset_size": 0.2}, "unknown key 'prepare.tset_size' (did you mean 'test_size'?); allowed keys here: drop_duplicates, seed, test_size"),
-        ({"trian.model": "ridge"}, "unknown section 'trian' (did you mean 'train'?); allowed sections: data, evaluate, features"),
+        (
+            {"prepare.tset_size": 0.2},
+            "unknown key 'prepare.tset_size' (did you mean 'test_size'?); allowed keys here: drop_duplicates, seed, test_size",
+        ),
+        (
+            {"trian.model": "ridge"},
+            "unknown section 'trian' (did you mean 'train'?); allowed sections: data, evaluate, features",
+        ),
         ({"train.model": "forest"}, "train.model = 'forest' is not a known model"),
-        ({"train.hyperparameters.random_forest.n_trees": 3}, "train.hyperparameters.random_forest.n_trees is not a hyperparameter of random_forest"),
-        ({"train.n_estimators": 3}, "train/tune.search_space use the old flat layout: move train.n_estimators -> train.hyperparameters.random_forest.n_estimators"),
-        ({"tune.search_space.random_forest.learning_rate": {"type": "float", "low": 0.1, "high": 0.3}}, "tune.search_space.random_forest.learning_rate is not a hyperparameter"),
+        (
+            {"train.hyperparameters.random_forest.n_trees": 3},
+            "train.hyperparameters.random_forest.n_trees is not a hyperparameter of random_forest",
+        ),
+        (
+            {"train.n_estimators": 3},
+            "train/tune.search_space use the old flat layout: move train.n_estimators -> train.hyperparameters.random_forest.n_estimators",
+        ),
+        (
+            {"tune.search_space.random_forest.learning_rate": {"type": "float", "low": 0.1, "high": 0.3}},
+            "tune.search_space.random_forest.learning_rate is not a hyperparameter",
+        ),
         ({"tune.metric": "acc"}, "tune.metric = 'acc' is not a scikit-learn scorer"),
         ({"data.task": "clustering"}, "data.task = 'clustering'"),
     ],
@@ -52,8 +67,14 @@ def test_stage_checks_the_whole_params_file_first(fresh_project: Path) -> None:
     set_params(fresh_project, **{"trian.model": "ridge"})
     result = run(["mlops-nb", "stage", "ingest"], fresh_project, check=False)
     assert result.returncode == 1
-    assert "error: stage 'ingest' did not start: params.yaml: unknown section 'trian' (did you mean 'train'?)" in result.stderr
-    assert not (fresh_project / "reports" / "ingest.ipynb").exists() and not (fresh_project / "data" / "raw").exists()
+    assert (
+        "error: stage 'ingest' did not start: params.yaml: unknown section 'trian' (did you mean 'train'?)"
+        in result.stderr
+    )
+    assert (
+        not (fresh_project / "reports" / "ingest.ipynb").exists()
+        and not (fresh_project / "data" / "raw").exists()
+    )
 
 
 def test_verbose_shows_the_traceback(fresh_project: Path) -> None:

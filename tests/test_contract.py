@@ -14,7 +14,11 @@ import yaml
 from conftest import REPO_ROOT, run
 
 # Every stage but `check` (mlops-nb check on params.yaml, no notebook) runs a pipeline notebook.
-STAGES = {name: stage for name, stage in yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"].items() if name != "check"}
+STAGES = {
+    name: stage
+    for name, stage in yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"].items()
+    if name != "check"
+}
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 # The runner and the error types are used by every stage; they shape no output and are not deps.
 RUNNER_MODULES = {"stage", "engines", "errors", "cli", "cli_models", "cli_serve", "cli_docs", "_modidx"}
@@ -26,7 +30,9 @@ def parameters_cell(name: str) -> dict[str, object]:
     assert len(cells) == 1, f"{name}.ipynb needs exactly one cell tagged 'parameters'"
     values = {}
     for node in ast.parse(cells[0].source).body:
-        assert isinstance(node, (ast.Assign, ast.AnnAssign)), f"{name}: only assignments in the parameters cell"
+        assert isinstance(node, (ast.Assign, ast.AnnAssign)), (
+            f"{name}: only assignments in the parameters cell"
+        )
         target = node.targets[0] if isinstance(node, ast.Assign) else node.target
         values[target.id] = ast.literal_eval(node.value)
     return values
@@ -54,7 +60,9 @@ def test_parameters_cell_matches_dvc_params(name: str) -> None:
 def test_stage_cmd_runs_its_notebook(name: str) -> None:
     assert STAGES[name]["cmd"] == f"mlops-nb stage {name}"
     assert f"nbs/pipelines/{name}.ipynb" in STAGES[name]["deps"]
-    assert f"reports/{name}.ipynb" in [next(iter(out)) if isinstance(out, dict) else out for out in STAGES[name]["outs"]]
+    assert f"reports/{name}.ipynb" in [
+        next(iter(out)) if isinstance(out, dict) else out for out in STAGES[name]["outs"]
+    ]
 
 
 def _paths(entries: list) -> set[str]:
@@ -65,24 +73,38 @@ def test_notebooks_touch_exactly_their_deps_and_outs(fresh_run: Path, tmp_path: 
     """Run every stage in order with an audit hook: each file it touches is declared, each declared file is touched."""
     for name, stage in STAGES.items():
         record = tmp_path / f"{name}.json"
-        run([sys.executable, str(REPO_ROOT / "tests" / "audit_stage.py"), str(fresh_run), name, str(record)], fresh_run)
+        run(
+            [sys.executable, str(REPO_ROOT / "tests" / "audit_stage.py"), str(fresh_run), name, str(record)],
+            fresh_run,
+        )
         seen = json.loads(record.read_text())
-        deps, outs = _paths(stage.get("deps")), _paths(stage.get("outs")) | _paths(stage.get("metrics")) | _paths(stage.get("plots"))
+        deps, outs = (
+            _paths(stage.get("deps")),
+            _paths(stage.get("outs")) | _paths(stage.get("metrics")) | _paths(stage.get("plots")),
+        )
         declared = deps | outs | {"params.yaml", "dvc.yaml"}
         undeclared = {
-            path for path in seen["touched"]
+            path
+            for path in seen["touched"]
             # an out's own folder, or its transient companions (Optuna's journal lock files: OUT.lock<uuid>)
-            if path not in declared and not any(path.startswith(out) for out in outs)
-            and not path.startswith(("mlops_nb/", ".optuna/"))  # Optuna's journal: git-ignored, not a DVC output
+            if path not in declared
+            and not any(path.startswith(out) for out in outs)
+            and not path.startswith(
+                ("mlops_nb/", ".optuna/")
+            )  # Optuna's journal: git-ignored, not a DVC output
         }
         assert not undeclared, f"stage {name} touches files dvc.yaml does not declare: {sorted(undeclared)}"
         # data/external is the folder of the user's data files, watched for changes; the default source is a sample
         data_deps = {dep for dep in deps if not dep.startswith(("mlops_nb/", "nbs/", "data/external"))}
-        assert data_deps <= set(seen["touched"]), f"stage {name} declares deps it never reads: {sorted(data_deps - set(seen['touched']))}"
+        assert data_deps <= set(seen["touched"]), (
+            f"stage {name} declares deps it never reads: {sorted(data_deps - set(seen['touched']))}"
+        )
         imported = {f"mlops_nb/{module}.py" for module in seen["modules"] if module not in RUNNER_MODULES}
         imported -= {"mlops_nb/data.py"} if "mlops_nb/data.py" not in imported else set()
         module_deps = {dep for dep in deps if dep.startswith("mlops_nb/")}
-        assert imported == module_deps, f"stage {name}: imports {sorted(imported)} but declares {sorted(module_deps)}"
+        assert imported == module_deps, (
+            f"stage {name}: imports {sorted(imported)} but declares {sorted(module_deps)}"
+        )
 
 
 def test_check_stage_comes_first_and_reads_params_yaml() -> None:

@@ -30,7 +30,12 @@ def test_promtool_accepts_the_config_and_the_alerts_fire_as_tested() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = promtool("test", "rules", "alerts_test.yml")
     assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
-    alerts = {rule["alert"] for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"] if "alert" in rule}
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
     assert {"MlopsNbHighErrorRate", "MlopsNbHighLatencyP99", "MlopsNbRetrainRecommended"} <= alerts
 
 
@@ -42,11 +47,22 @@ def exported_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     from mlops_nb.data import read_source
     from mlops_nb.serve import ServeSettings, create_app
 
-    made = model_project(tmp_path_factory.mktemp("deploy") / "project", read_source("sample:penguins")[0], target="species",
-                         hyperparameters={"n_estimators": 5})
+    made = model_project(
+        tmp_path_factory.mktemp("deploy") / "project",
+        read_source("sample:penguins")[0],
+        target="species",
+        hyperparameters={"n_estimators": 5},
+    )
     (made["project"] / "reports").mkdir()
-    (made["project"] / "reports" / "drift.json").write_text(json.dumps(
-        {"drift_detected": False, "retrain": False, "features": {"island": {"drifted": False, "statistic": 0.1}}}))
+    (made["project"] / "reports" / "drift.json").write_text(
+        json.dumps(
+            {
+                "drift_detected": False,
+                "retrain": False,
+                "features": {"island": {"drifted": False, "statistic": 0.1}},
+            }
+        )
+    )
     settings = ServeSettings(root=made["project"], prediction_log=False)
     with TestClient(create_app(settings)) as client:
         instances = v1_instances(made["test"].head(2), made["schema"].columns)
@@ -64,7 +80,11 @@ def test_every_metric_in_the_alerts_and_the_dashboard_is_exported(exported_names
     titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
     for wanted in ("request rate", "errors", "p50", "p99", "predictions by class", "model version"):
         assert wanted in titles, wanted
-    expressions += [rule["expr"] for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    expressions += [
+        rule["expr"]
+        for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
     named = {name for expression in expressions for name in METRIC_NAME.findall(expression)}
     # Counters are exported as NAME_total, histograms as NAME_bucket/_sum/_count: all appear in the parsed samples.
     missing = sorted(named - exported_names)

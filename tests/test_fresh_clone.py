@@ -15,11 +15,15 @@ from conftest import run
 pytestmark = pytest.mark.slow
 
 
-def test_fresh_clone_of_a_committed_run_reproduces_its_lock_file(pipeline_project: Path, tmp_path: Path) -> None:
+def test_fresh_clone_of_a_committed_run_reproduces_its_lock_file(
+    pipeline_project: Path, tmp_path: Path
+) -> None:
     assert run(["git", "status", "--porcelain"], pipeline_project).stdout == ""
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(pipeline_project), str(clone)], tmp_path)
-    assert not (clone / ".optuna").exists()  # the tuning journal is git-ignored: the clone's study starts afresh
+    assert not (
+        clone / ".optuna"
+    ).exists()  # the tuning journal is git-ignored: the clone's study starts afresh
     # What `make run` runs after setting up (the virtualenv is this one): the check, then the pipeline. The clone
     # has no DVC cache and no outputs, so every stage runs.
     run(["mlops-nb", "check"], clone)

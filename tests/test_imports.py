@@ -44,7 +44,14 @@ def test_stages_after_a_passed_check_skip_scikit_learn(fresh_project: Path) -> N
     probe = "from mlops_nb.stage import check_params; import sys; check_params('.'); print('sklearn' in sys.modules)"
 
     def imports_sklearn() -> bool:
-        result = subprocess.run([sys.executable, "-c", probe], cwd=fresh_project, env=command_env(), capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=fresh_project,
+            env=command_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return result.stdout.strip() == "True"
 
     assert imports_sklearn()  # the first check of this params.yaml

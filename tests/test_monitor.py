@@ -57,9 +57,9 @@ class Fitted:
         self.schema = infer_schema(data, target=target, task=task)
         self.train, test = split_train_test(data, target=target, task=task)
         self.target = target
-        self.model = build_pipeline(self.schema, model_name="random_forest", hyperparameters={"n_estimators": 50}).fit(
-            *split_xy(self.train, self.schema)
-        )
+        self.model = build_pipeline(
+            self.schema, model_name="random_forest", hyperparameters={"n_estimators": 50}
+        ).fit(*split_xy(self.train, self.schema))
         X_test, y_test = split_xy(test, self.schema)
         self.importances = feature_importances(self.model, X_test, y_test, schema=self.schema)
         self.profile = build_profile(
@@ -77,7 +77,11 @@ class Fitted:
     def continuous(self) -> list[str]:
         """Numeric features with many distinct values, most important first."""
         features = self.profile["features"]
-        return [name for name in self.importances.feature if features[name]["kind"] == "numeric" and "values" not in features[name]]
+        return [
+            name
+            for name in self.importances.feature
+            if features[name]["kind"] == "numeric" and "values" not in features[name]
+        ]
 
 
 @pytest.fixture(scope="module", params=list(DATA_SETS))
@@ -88,7 +92,9 @@ def fitted(request: pytest.FixtureRequest) -> Fitted:
 def test_training_data_and_bootstrap_resamples_raise_few_false_alarms(fitted: Fitted) -> None:
     itself = compare_batch(fitted.train, fitted.profile, model=fitted.model)
     assert (itself["drift_detected"], itself["retrain"]) == (False, False), itself["reasons"]
-    results = [compare_batch(fitted.resample(seed), fitted.profile, model=fitted.model) for seed in range(RESAMPLES)]
+    results = [
+        compare_batch(fitted.resample(seed), fitted.profile, model=fitted.model) for seed in range(RESAMPLES)
+    ]
     alarms = sum(result["drift_detected"] for result in results)
     assert alarms / RESAMPLES <= 0.05, [result["drifted_features"] for result in results]
     assert not any(result["retrain"] for result in results)
@@ -100,7 +106,9 @@ def test_one_sigma_shift_of_the_most_important_numeric_feature_means_retrain(fit
     batch[feature] = batch[feature] + batch[feature].std()
     result = compare_batch(batch.drop(columns=[fitted.target]), fitted.profile, model=fitted.model)
     assert result["drifted_features"] == [feature]
-    assert result["features"][feature]["test"] == "ks" and result["features"][feature]["p_value_adjusted"] < 0.05
+    assert (
+        result["features"][feature]["test"] == "ks" and result["features"][feature]["p_value_adjusted"] < 0.05
+    )
     assert result["retrain"] is True and exit_code_of(result) == 3
     assert any(feature in reason for reason in result["reasons"])
 
@@ -132,7 +140,11 @@ def test_shift_of_an_ignored_feature_is_flagged_without_retrain(fitted: Fitted) 
         batch[name] = batch[name] + 2 * batch[name].std()
     else:
         values = sorted(batch[name].unique())
-        batch[name] = batch[name].map(dict(zip(values, values[1:] + values[:1], strict=True))).where(batch.index % 3 != 0, values[0])
+        batch[name] = (
+            batch[name]
+            .map(dict(zip(values, values[1:] + values[:1], strict=True)))
+            .where(batch.index % 3 != 0, values[0])
+        )
     result = compare_batch(batch, fitted.profile, model=fitted.model)
     assert result["drifted_features"] == [name]
     assert result["drift_detected"] is True and result["retrain"] is False
@@ -162,7 +174,10 @@ def test_large_samples_use_effect_sizes_from_the_bins() -> None:
     schema = infer_schema(reference, target="label", task="classification")
     profile = build_profile(reference, schema=schema)
     calm = compare_batch(draw(80_000), profile)
-    assert calm["drifted_features"] == [] and {entry["test"] for entry in calm["features"].values()} == {"wasserstein", "jensenshannon"}
+    assert calm["drifted_features"] == [] and {entry["test"] for entry in calm["features"].values()} == {
+        "wasserstein",
+        "jensenshannon",
+    }
     shifted = draw(80_000)
     shifted["x1"] += 0.5
     shifted["x4"] += 0.5
@@ -202,9 +217,23 @@ def test_monitor_cli_exit_codes_report_and_determinism(fresh_run: Path, batches:
     drift = fresh_run / "reports" / "drift.json"
     report = fresh_run / "reports" / "monitor.ipynb"
     result = json.loads(drift.read_text())
-    assert {"drift_detected", "retrain", "features", "quality", "performance", "rows", "model_version"} <= set(result)
+    assert {
+        "drift_detected",
+        "retrain",
+        "features",
+        "quality",
+        "performance",
+        "rows",
+        "model_version",
+    } <= set(result)
     assert set(result["features"]) == {
-        "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
     }
     for entry in result["features"].values():
         assert {"drifted", "test", "statistic", "p_value", "threshold", "importance"} <= set(entry)
@@ -216,7 +245,9 @@ def test_monitor_cli_exit_codes_report_and_determinism(fresh_run: Path, batches:
     code, out, err = monitor(fresh_run, "--data", str(batches / "shifted.parquet"))
     assert code == 3, err
     result = json.loads(drift.read_text())
-    assert {"bill_length_mm", "flipper_length_mm"} <= set(result["drifted_features"]) and result["retrain"] is True
+    assert {"bill_length_mm", "flipper_length_mm"} <= set(result["drifted_features"]) and result[
+        "retrain"
+    ] is True
     assert "RECOMMENDED" in out
     assert "bill_length_mm" in report.read_text()
     # The docs site's "Latest run" shows the latest monitoring result and its report.
@@ -224,11 +255,17 @@ def test_monitor_cli_exit_codes_report_and_determinism(fresh_run: Path, batches:
 
     assert "runs/monitor" in [page.docname for page in collect_pages(fresh_run)]
     latest = runs_index(fresh_run, [])
-    assert "## Monitoring" in latest and "**retrain recommended**" in latest and "| bill_length_mm | **yes** |" in latest
+    assert (
+        "## Monitoring" in latest
+        and "**retrain recommended**" in latest
+        and "| bill_length_mm | **yes** |" in latest
+    )
 
 
 @pytest.mark.slow
-def test_monitor_bad_inputs_exit_1_with_one_line_and_keep_the_last_report(fresh_run: Path, batches: Path) -> None:
+def test_monitor_bad_inputs_exit_1_with_one_line_and_keep_the_last_report(
+    fresh_run: Path, batches: Path
+) -> None:
     assert monitor(fresh_run, "--data", "batches/same.csv")[0] == 0
     drift, report = fresh_run / "reports" / "drift.json", fresh_run / "reports" / "monitor.ipynb"
     kept = drift.read_bytes(), report.read_bytes()
@@ -270,7 +307,14 @@ def test_monitor_reports_unseen_target_classes(fresh_run: Path, batches: Path) -
 
 # --- the retrain loop end to end ---------------------------------------------------------------------------------
 
-LIGHT = ["--set", "tune.n_trials=3", "--set", "train.hyperparameters.random_forest.n_estimators=40", "--set", "train.cv_folds=3"]
+LIGHT = [
+    "--set",
+    "tune.n_trials=3",
+    "--set",
+    "train.hyperparameters.random_forest.n_estimators=40",
+    "--set",
+    "train.cv_folds=3",
+]
 
 
 def wait_for(condition, *, timeout: float = 120, what: str = "") -> None:
@@ -282,7 +326,9 @@ def wait_for(condition, *, timeout: float = 120, what: str = "") -> None:
 
 
 def log_lines(folder: Path) -> int:
-    return sum(len(path.read_bytes().splitlines()) for path in folder.glob("*.jsonl")) if folder.is_dir() else 0
+    return (
+        sum(len(path.read_bytes().splitlines()) for path in folder.glob("*.jsonl")) if folder.is_dir() else 0
+    )
 
 
 @pytest.mark.slow
@@ -304,9 +350,13 @@ def test_the_loop_with_a_running_server_log_monitor_retrain_reload(fresh_run: Pa
     v2_body = {"inputs": v2_inputs(v2_rows, schema.columns)}
     log = fresh_run / "logs" / "predictions"
 
-    with Server(fresh_run, "--watch-stage", "prod", "--watch-interval", "0.5", log=tmp_path / "server.log") as server:
+    with Server(
+        fresh_run, "--watch-stage", "prod", "--watch-interval", "0.5", log=tmp_path / "server.log"
+    ) as server:
         # 1. The server's own prediction log, monitored (V1 and V2 requests; a truncated line appended).
-        status, v1_answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": v1_instances(v1_rows, schema.columns)})
+        status, v1_answer, _ = server.call(
+            "POST", "/v1/models/model:predict", {"instances": v1_instances(v1_rows, schema.columns)}
+        )
         assert status == 200 and v1_answer["model_version"] == "v1.0.0", v1_answer
         status, v2_answer, _ = server.call("POST", "/v2/models/model/infer", v2_body)
         assert status == 200 and v2_answer["model_version"] == "v1.0.0", v2_answer
@@ -318,11 +368,18 @@ def test_the_loop_with_a_running_server_log_monitor_retrain_reload(fresh_run: Pa
         assert code == 0, err
         result = json.loads((fresh_run / "reports" / "drift.json").read_text())
         assert result["rows"] == len(test) and result["quality"]["skipped_lines"] == 1, result["quality"]
-        assert result["quality"]["model_versions"] == {"v1.0.0": len(test)} and result["model_version"] == "v1.0.0"
+        assert (
+            result["quality"]["model_versions"] == {"v1.0.0": len(test)}
+            and result["model_version"] == "v1.0.0"
+        )
         assert result["drifted_features"] == [] and result["prediction"]["drifted"] is False
-        answered = v1_answer["predictions"] + next(output["data"] for output in v2_answer["outputs"] if output["name"] == "predict")
+        answered = v1_answer["predictions"] + next(
+            output["data"] for output in v2_answer["outputs"] if output["name"] == "predict"
+        )
         assert read_prediction_log(log).predictions.tolist() == answered  # one line per row, in request order
-        assert metric(server.metrics(), "mlops_nb_retrain_recommended") == 0  # the gauges follow reports/drift.json
+        assert (
+            metric(server.metrics(), "mlops_nb_retrain_recommended") == 0
+        )  # the gauges follow reports/drift.json
 
         # 2. Drifted data: retrain, register v1.1.0, promote it; the watching server reloads it.
         drifted = read_source("sample:penguins")[0]
@@ -331,18 +388,44 @@ def test_the_loop_with_a_running_server_log_monitor_retrain_reload(fresh_run: Pa
         drifted.to_csv(tmp_path / "drifted.csv", index=False)
         result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), *LIGHT], fresh_run)
         assert "v1.1.0 is now in stage prod" in result.stdout, result.stdout
-        for step in ("monitor: exit 3", "branch:", "data: replace", "repro:", "commit:", "register: registered model@v1.1.0",
-                     "compare: f1_macro", "promote: v1.1.0 promoted"):
+        for step in (
+            "monitor: exit 3",
+            "branch:",
+            "data: replace",
+            "repro:",
+            "commit:",
+            "register: registered model@v1.1.0",
+            "compare: f1_macro",
+            "promote: v1.1.0 promoted",
+        ):
             assert step in result.stdout, (step, result.stdout)
-        wait_for(lambda: server.call("POST", "/v2/models/model/infer", v2_body)[1]["model_version"] == "v1.1.0",
-                 what="the server to serve v1.1.0")
-        assert metric(server.metrics(), "mlops_nb_retrain_recommended") == 1  # the retrain's monitor run said so
+        wait_for(
+            lambda: server.call("POST", "/v2/models/model/infer", v2_body)[1]["model_version"] == "v1.1.0",
+            what="the server to serve v1.1.0",
+        )
+        assert (
+            metric(server.metrics(), "mlops_nb_retrain_recommended") == 1
+        )  # the retrain's monitor run said so
 
         # 3. A worse challenger (a one-split stump) is registered but not promoted: the server keeps v1.1.0.
-        result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), "--force", *LIGHT,
-                      "--set", "train.hyperparameters.random_forest.max_depth=1",
-                      "--set", "train.hyperparameters.random_forest.n_estimators=3"], fresh_run)
-        assert "v1.2.0 registered but not promoted; v1.1.0 stays in stage prod" in result.stdout, result.stdout
+        result = run(
+            [
+                "mlops-nb",
+                "retrain",
+                "--data",
+                str(tmp_path / "drifted.csv"),
+                "--force",
+                *LIGHT,
+                "--set",
+                "train.hyperparameters.random_forest.max_depth=1",
+                "--set",
+                "train.hyperparameters.random_forest.n_estimators=3",
+            ],
+            fresh_run,
+        )
+        assert "v1.2.0 registered but not promoted; v1.1.0 stays in stage prod" in result.stdout, (
+            result.stdout
+        )
         time.sleep(2)  # four watch intervals
         status, answer, _ = server.call("POST", "/v2/models/model/infer", v2_body)
         assert status == 200 and answer["model_version"] == "v1.1.0"
@@ -356,11 +439,16 @@ def test_the_loop_with_a_running_server_log_monitor_retrain_reload(fresh_run: Pa
     # The profile is part of the version: `models get` fetches it with the model.
     run(["mlops-nb", "models", "get", "--stage", "prod", "--out", str(tmp_path / "prod")], fresh_run)
     card = json.loads((tmp_path / "prod" / "card.json").read_text())
-    assert json.loads((tmp_path / "prod" / "profile.json").read_text())["model_sha256"] == card["artifact"]["sha256"]
+    assert (
+        json.loads((tmp_path / "prod" / "profile.json").read_text())["model_sha256"]
+        == card["artifact"]["sha256"]
+    )
     assert card["data"]["source"].startswith("data/retrain/")
 
     # The workspace now holds v1.2.0; a profile of v1.0.0 put beside it is refused, naming both versions.
-    old = open_version(find_version("v1.0.0", root=fresh_run), root=fresh_run).read_text("models/profile.json")
+    old = open_version(find_version("v1.0.0", root=fresh_run), root=fresh_run).read_text(
+        "models/profile.json"
+    )
     (fresh_run / "models" / "profile.json").write_text(old)
     code, out, err = monitor(fresh_run, "--data", str(tmp_path / "drifted.csv"))
     assert code == 1 and "v1.0.0" in err and "v1.2.0" in err, err
@@ -375,7 +463,18 @@ def test_retrain_step_failure_promotes_nothing(fresh_run: Path, tmp_path: Path) 
     drifted = read_source("sample:penguins")[0]
     drifted["bill_length_mm"] = drifted["bill_length_mm"] + 2 * drifted["bill_length_mm"].std()
     drifted.to_csv(tmp_path / "drifted.csv", index=False)
-    result = run(["mlops-nb", "retrain", "--data", str(tmp_path / "drifted.csv"), "--set", "train.model=no_such_model"], fresh_run, check=False)
+    result = run(
+        [
+            "mlops-nb",
+            "retrain",
+            "--data",
+            str(tmp_path / "drifted.csv"),
+            "--set",
+            "train.model=no_such_model",
+        ],
+        fresh_run,
+        check=False,
+    )
     assert result.returncode == 1
     assert "no_such_model" in result.stderr.strip().splitlines()[-1]
     assert "FAILED" not in result.stdout  # the error line is the one line; the log has the failed step

@@ -54,13 +54,17 @@ def run_in_kernel(project: Path, name: str) -> nbformat.NotebookNode:
     """Execute nbs/pipelines/NAME.ipynb as it is, in a Jupyter kernel started in nbs/pipelines/ (as JupyterLab)."""
     folder = project / "nbs" / "pipelines"
     notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
-    NotebookClient(notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(folder)}}
+    ).execute()
     return notebook
 
 
 def first_output(notebook: nbformat.NotebookNode) -> str:
     """The first thing the notebook itself says, past warnings a library prints on import (tqdm's in a kernel)."""
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+    outputs = [
+        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    ]
     said = [output.get("text", "") for output in outputs if "site-packages" not in output.get("text", "")]
     return said[0] if said else ""
 
@@ -90,8 +94,14 @@ def jupyter_run(pipeline_project: Path, tmp_path_factory: pytest.TempPathFactory
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "run on data/external/penguins.csv"], project)
     return {
-        "project": project, "defaults": defaults, "first_outputs": first_outputs, "in_jupyter": in_jupyter,
-        "card": card, "lineage": lineage, "repro": repro, "by_stage": output_files(project),
+        "project": project,
+        "defaults": defaults,
+        "first_outputs": first_outputs,
+        "in_jupyter": in_jupyter,
+        "card": card,
+        "lineage": lineage,
+        "repro": repro,
+        "by_stage": output_files(project),
     }
 
 
@@ -100,7 +110,10 @@ def test_notebooks_in_jupyter_read_params_yaml_and_say_so(jupyter_run: dict) -> 
     for name, said in jupyter_run["first_outputs"].items():
         assert f"stage {name}: parameters read from {project / 'params.yaml'}" in said, said
     assert "evaluate.importance_repeats = 2 (cell: 5)" in jupyter_run["first_outputs"]["evaluate"]
-    assert "data.source = 'data/external/penguins.csv' (cell: 'sample:penguins')" in jupyter_run["first_outputs"]["ingest"]
+    assert (
+        "data.source = 'data/external/penguins.csv' (cell: 'sample:penguins')"
+        in jupyter_run["first_outputs"]["ingest"]
+    )
     card, lineage = jupyter_run["card"], jupyter_run["lineage"]
     assert card["model"]["name"] == "extra_trees" and card["model"]["hyperparameters"]["n_estimators"] == 30
     assert lineage["source"] == CHANGES["data.source"]
@@ -108,7 +121,9 @@ def test_notebooks_in_jupyter_read_params_yaml_and_say_so(jupyter_run: dict) -> 
 
 
 def test_notebooks_in_jupyter_write_what_mlops_nb_stage_writes(jupyter_run: dict) -> None:
-    assert all(f"Running stage '{name}'" in jupyter_run["repro"].stdout for name in STAGES), jupyter_run["repro"].stdout
+    assert all(f"Running stage '{name}'" in jupyter_run["repro"].stdout for name in STAGES), jupyter_run[
+        "repro"
+    ].stdout
     in_jupyter, by_stage = jupyter_run["in_jupyter"], jupyter_run["by_stage"]
     different = sorted(name for name in by_stage if in_jupyter.get(name) != by_stage[name])
     assert not different, f"a notebook run in Jupyter and `mlops-nb stage` wrote different bytes: {different}"
@@ -119,7 +134,9 @@ def test_a_changed_data_file_reruns_ingest_and_only_what_it_changes(jupyter_run:
     project = jupyter_run["project"]
     (project / "data" / "external" / "notes.txt").write_text("not data: the ingested data stays the same\n")
     result = run(["dvc", "repro"], project)
-    assert "Running stage 'ingest'" in result.stdout and "Running stage 'prepare'" not in result.stdout, result.stdout
+    assert "Running stage 'ingest'" in result.stdout and "Running stage 'prepare'" not in result.stdout, (
+        result.stdout
+    )
     assert "Data and pipelines are up to date" in run(["dvc", "repro"], project).stdout
 
     source = project / "data" / "external" / "penguins.csv"
@@ -131,7 +148,9 @@ def test_a_changed_data_file_reruns_ingest_and_only_what_it_changes(jupyter_run:
     assert "prepare" in json.loads(run(["dvc", "status", "--json"], project).stdout)
 
 
-def test_the_monitor_notebook_in_jupyter_reads_params_yaml_and_monitors_the_test_split(jupyter_run: dict) -> None:
+def test_the_monitor_notebook_in_jupyter_reads_params_yaml_and_monitors_the_test_split(
+    jupyter_run: dict,
+) -> None:
     """monitor.ipynb is no DVC stage (`mlops-nb monitor` runs it), yet run as it is it reads `monitor:` from
     params.yaml the same way, and with no batch named monitors the held-out test split."""
     import os
@@ -142,7 +161,16 @@ def test_the_monitor_notebook_in_jupyter_reads_params_yaml_and_monitors_the_test
         said = first_output(run_in_kernel(project, "monitor"))
     finally:
         os.environ.update({key: value for key, value in saved.items() if value is not None})
-    assert f"stage monitor: parameters read from {project / 'params.yaml'}, as `mlops-nb monitor` would" in said, said
+    assert (
+        f"stage monitor: parameters read from {project / 'params.yaml'}, as `mlops-nb monitor` would" in said
+    ), said
     result = json.loads((project / "reports" / "drift.json").read_text())
-    assert result["settings"] == {**result["settings"], **yaml.safe_load((project / "params.yaml").read_text())["monitor"]}
-    assert (result["source"], result["model_version"], result["retrain"]) == ("data/prepared/test.parquet", "workspace", False)
+    assert result["settings"] == {
+        **result["settings"],
+        **yaml.safe_load((project / "params.yaml").read_text())["monitor"],
+    }
+    assert (result["source"], result["model_version"], result["retrain"]) == (
+        "data/prepared/test.parquet",
+        "workspace",
+        False,
+    )

@@ -35,7 +35,9 @@ def test_default_run_writes_flat_metrics_and_reports(pipeline_project: Path) -> 
     for stage in STAGES:
         report = nbformat.read(pipeline_project / "reports" / f"{stage}.ipynb", as_version=4)
         # papermill injected exactly the stage's params from params.yaml (none for a stage without params).
-        assert report.metadata.papermill["parameters"] == stage_parameters(stage, root=pipeline_project), stage
+        assert report.metadata.papermill["parameters"] == stage_parameters(stage, root=pipeline_project), (
+            stage
+        )
         assert "start_time" not in report.metadata.papermill
     card = json.loads((pipeline_project / "models" / "card.json").read_text())
     assert card["data"]["source"] == "sample:penguins" and len(card["data"]["sha256"]) == 64
@@ -50,7 +52,9 @@ def test_repro_again_runs_nothing(pipeline_project: Path) -> None:
 
 
 def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> None:
-    result = run(["dvc", "exp", "run", "-S", "train.hyperparameters.random_forest.n_estimators=300"], fresh_run)
+    result = run(
+        ["dvc", "exp", "run", "-S", "train.hyperparameters.random_forest.n_estimators=300"], fresh_run
+    )
     assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], fresh_run).stdout)
     assert "300" in json.dumps(shown)
@@ -67,16 +71,30 @@ def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> Non
     shown = run(["dvc", "plots", "show", "-o", "plots_html"], fresh_run)
     assert "failed to load" not in shown.stdout + shown.stderr, shown.stdout + shown.stderr
     plots = json.loads(run(["dvc", "plots", "show", "--json"], fresh_run).stdout)
-    assert "errors" not in plots and {"reports/plots/confusion/confusion.csv", "reports/plots/roc/roc.csv", "Residuals"} <= set(plots["data"])
+    assert "errors" not in plots and {
+        "reports/plots/confusion/confusion.csv",
+        "reports/plots/roc/roc.csv",
+        "Residuals",
+    } <= set(plots["data"])
     page = (fresh_run / "plots_html" / "index.html").read_text()
     assert "Confusion matrix" in page and "Feature importance" in page and "Residuals" in page
     assert "cdn.jsdelivr" not in page and "vega-embed 6.18.2" in page
     if shutil.which("chromium"):  # `make test` installs it: the charts are drawn with no network
         with tempfile.TemporaryDirectory() as profile:
             dom = subprocess.run(
-                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                 "--virtual-time-budget=5000", "--dump-dom", (fresh_run / "plots_html" / "index.html").as_uri()],
-                capture_output=True, text=True, timeout=120,
+                [
+                    "chromium",
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--user-data-dir={profile}",
+                    "--virtual-time-budget=5000",
+                    "--dump-dom",
+                    (fresh_run / "plots_html" / "index.html").as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
             ).stdout
         assert dom.count("<canvas") + dom.count("<svg") >= 4, dom[-2000:]
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], fresh_run)
@@ -85,26 +103,45 @@ def test_experiment_reruns_only_what_reads_the_parameter(fresh_run: Path) -> Non
 
 def test_switching_model_needs_no_other_edit(fresh_run: Path) -> None:
     # One OpenMP thread: hist gradient boosting's threads spin against each other on a small, busy machine.
-    command = ["dvc", "exp", "run", "-S", "train.model=hist_gradient_boosting", "-S", "tune.n_trials=2", "-S", "train.cv_folds=2"]
+    command = [
+        "dvc",
+        "exp",
+        "run",
+        "-S",
+        "train.model=hist_gradient_boosting",
+        "-S",
+        "tune.n_trials=2",
+        "-S",
+        "train.cv_folds=2",
+    ]
     result = run(command, fresh_run, OMP_NUM_THREADS="1")
     assert ran_stages(result.stdout) == ["tune", "train", "evaluate", "export"]
     card = json.loads((fresh_run / "models" / "card.json").read_text())
     assert card["model"]["name"] == "hist_gradient_boosting"
     assert card["model"]["hyperparameters"]["max_iter"] == 200  # train.hyperparameters.hist_gradient_boosting
-    assert set(json.loads((fresh_run / "models" / "best_params.json").read_text())["best_params"]) == {"learning_rate", "max_leaf_nodes"}
+    assert set(json.loads((fresh_run / "models" / "best_params.json").read_text())["best_params"]) == {
+        "learning_rate",
+        "max_leaf_nodes",
+    }
 
 
 def test_regression_data_set(fresh_project: Path) -> None:
     from sklearn.datasets import load_diabetes
 
     (fresh_project / "data" / "external").mkdir(parents=True, exist_ok=True)
-    load_diabetes(as_frame=True, scaled=False).frame.to_csv(fresh_project / "data" / "external" / "diabetes.csv", index=False)
-    set_params(fresh_project, **LIGHT, **{"data.source": "data/external/diabetes.csv", "data.target": "target"})
+    load_diabetes(as_frame=True, scaled=False).frame.to_csv(
+        fresh_project / "data" / "external" / "diabetes.csv", index=False
+    )
+    set_params(
+        fresh_project, **LIGHT, **{"data.source": "data/external/diabetes.csv", "data.target": "target"}
+    )
     run(["dvc", "repro"], fresh_project)
     metrics = json.loads((fresh_project / "reports" / "metrics.json").read_text())
     assert set(metrics) == {"rmse", "mae", "r2", "test_rows"}
     assert metrics["r2"] > 0.2
-    assert json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())["task"] == "regression"
+    assert (
+        json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())["task"] == "regression"
+    )
     assert (fresh_project / "reports" / "plots" / "residuals.csv").is_file()
     # Only the plots a regression has are declared (the classification-only folders stay empty): `dvc plots show`
     # loads every one, and so does `dvc plots diff` at the committed run, where git keeps those folders by their .keep.
@@ -114,9 +151,15 @@ def test_regression_data_set(fresh_project: Path) -> None:
     for command in (["dvc", "plots", "show", "--json"], ["dvc", "plots", "diff", "HEAD", "--json"]):
         result = run(command, fresh_project)
         plots = json.loads(result.stdout)
-        assert "errors" not in plots and "failed to load" not in result.stderr, (command, result.stdout[-2000:], result.stderr)
+        assert "errors" not in plots and "failed to load" not in result.stderr, (
+            command,
+            result.stdout[-2000:],
+            result.stderr,
+        )
         assert "Residuals" in plots["data"] and "Feature importance" in plots["data"], sorted(plots["data"])
-        assert not [name for name in plots["data"] if "confusion" in name or "roc" in name], sorted(plots["data"])
+        assert not [name for name in plots["data"] if "confusion" in name or "roc" in name], sorted(
+            plots["data"]
+        )
 
 
 def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
@@ -134,13 +177,22 @@ def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
     )
     (fresh_project / "data" / "external").mkdir(parents=True, exist_ok=True)
     frame.to_csv(fresh_project / "data" / "external" / "awkward file.csv", index=False)
-    set_params(fresh_project, **LIGHT, **{"data.source": "data/external/awkward file.csv", "data.target": "Qualité: label?"})
+    set_params(
+        fresh_project,
+        **LIGHT,
+        **{"data.source": "data/external/awkward file.csv", "data.target": "Qualité: label?"},
+    )
     run(["dvc", "repro"], fresh_project)
     metrics = json.loads((fresh_project / "reports" / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.6
     schema = json.loads((fresh_project / "data" / "prepared" / "schema.json").read_text())
     assert schema["classes"] == ["bad / worse", "so-so", "très bon"]
-    assert [column["name"] for column in schema["columns"]] == ["Bill length (mm)", "île", "body-mass/g%", "a b  c"]
+    assert [column["name"] for column in schema["columns"]] == [
+        "Bill length (mm)",
+        "île",
+        "body-mass/g%",
+        "a b  c",
+    ]
 
 
 def test_sqlite_source(fresh_project: Path) -> None:
@@ -148,7 +200,10 @@ def test_sqlite_source(fresh_project: Path) -> None:
 
     with sqlite3.connect(fresh_project / "penguins.db") as connection:
         palmerpenguins.load_penguins().to_sql("penguins", connection, index=False)
-    set_params(fresh_project, **{"data.source": "sqlite:///penguins.db", "data.query": "SELECT * FROM penguins WHERE year > 2007"})
+    set_params(
+        fresh_project,
+        **{"data.source": "sqlite:///penguins.db", "data.query": "SELECT * FROM penguins WHERE year > 2007"},
+    )
     run(["dvc", "repro", "prepare"], fresh_project)
     lineage = json.loads((fresh_project / "data" / "raw" / "lineage.json").read_text())
     assert lineage["kind"] == "sql" and lineage["rows"] == 234
@@ -171,7 +226,10 @@ def onnx_agreement(pipeline: object, schema: object, test: pd.DataFrame) -> floa
 
     register_onnx_converter()
     types = [
-        (column, FloatTensorType([None, 1]) if column in schema.numeric_columns else StringTensorType([None, 1]))
+        (
+            column,
+            FloatTensorType([None, 1]) if column in schema.numeric_columns else StringTensorType([None, 1]),
+        )
         for column in schema.feature_columns
     ]
     model = to_onnx(pipeline, initial_types=types, options={"zipmap": False})
@@ -189,7 +247,9 @@ def test_fitted_pipeline_converts_to_onnx(pipeline_project: Path) -> None:
     from mlops_nb.validate import Schema
 
     card = json.loads((pipeline_project / "models" / "card.json").read_text())
-    pipeline = load_model(pipeline_project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"])
+    pipeline = load_model(
+        pipeline_project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"]
+    )
     schema = Schema.load(pipeline_project / "data" / "prepared" / "schema.json")
     test = pd.read_parquet(pipeline_project / "data" / "prepared" / "test.parquet")
     assert onnx_agreement(pipeline, schema, test) > 0.98

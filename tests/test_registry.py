@@ -105,14 +105,20 @@ def test_register_promote_get_reproduce(project: Path, tmp_path: Path):
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     assert "reproduced: identical" in reproduced.stdout
     # Progress on stderr as the pipeline reruns (each stage, the time elapsed); stdout holds the summary alone.
-    assert "running stage 'train'" in reproduced.stderr and "s elapsed)" in reproduced.stderr, reproduced.stderr
+    assert "running stage 'train'" in reproduced.stderr and "s elapsed)" in reproduced.stderr, (
+        reproduced.stderr
+    )
     assert "running stage" not in reproduced.stdout and reproduced.stdout.startswith("model@v1.0.0 (commit ")
     assert f"{v1_metrics['test_rows']} of {v1_metrics['test_rows']} identical" in reproduced.stdout
-    assert len(run(["git", "worktree", "list"], project).stdout.strip().splitlines()) == 1  # the temporary one is gone
+    assert (
+        len(run(["git", "worktree", "list"], project).stdout.strip().splitlines()) == 1
+    )  # the temporary one is gone
 
     models(project, "demote", "v1.0.0")
     assert json.loads(models(project, "list", "--json").stdout)[0]["stages"] == []
-    assert_refused(models(project, "get", "--stage", "prod", check=False), "no version of model is in stage 'prod'")
+    assert_refused(
+        models(project, "get", "--stage", "prod", check=False), "no version of model is in stage 'prod'"
+    )
 
 
 def test_register_without_trained_model(fresh_project: Path):
@@ -124,7 +130,9 @@ def test_register_without_trained_model(fresh_project: Path):
 def test_register_dirty_workspace(project: Path):
     set_params(project, **{"train.hyperparameters.random_forest.n_estimators": 7})
     before = registry_state(project)
-    assert_refused(models(project, "register", check=False), "dirty or uncommitted", "params.yaml", "--allow-dirty")
+    assert_refused(
+        models(project, "register", check=False), "dirty or uncommitted", "params.yaml", "--allow-dirty"
+    )
     assert registry_state(project) == before
     models(project, "register", "--allow-dirty")
     assert json.loads(models(project, "list", "--json").stdout)[0]["record"]["dirty"] is True
@@ -133,14 +141,20 @@ def test_register_dirty_workspace(project: Path):
 def test_register_uncommitted_run(project: Path):
     run(["git", "reset", "-q", "--soft", "HEAD~1"], project)
     before = registry_state(project)
-    assert_refused(models(project, "register", check=False), "uncommitted changes to", "dvc.lock", "is not committed")
+    assert_refused(
+        models(project, "register", check=False), "uncommitted changes to", "dvc.lock", "is not committed"
+    )
     assert registry_state(project) == before
 
 
 def test_register_version_not_semver(project: Path):
     before = registry_state(project)
     for version in ["1.2", "latest", "1.0.0.0"]:
-        assert_refused(models(project, "register", f"--version={version}", check=False), "is not a semantic version", repr(version))
+        assert_refused(
+            models(project, "register", f"--version={version}", check=False),
+            "is not a semantic version",
+            repr(version),
+        )
     assert registry_state(project) == before
 
 
@@ -150,16 +164,26 @@ def test_register_version_that_exists(project: Path):
     assert_refused(models(project, "register", check=False), "is already registered as model@v2.0.0")
     run(["git", "commit", "-q", "--allow-empty", "-m", "another commit"], project)
     before = registry_state(project)
-    assert_refused(models(project, "register", "--version", "v2.0.0", check=False), "version v2.0.0 already exists")
+    assert_refused(
+        models(project, "register", "--version", "v2.0.0", check=False), "version v2.0.0 already exists"
+    )
     assert registry_state(project) == before
 
 
 def test_promote_unknown_version_and_bad_stage_names(project: Path):
     models(project, "register")
     before = registry_state(project)
-    assert_refused(models(project, "promote", "v9.9.9", "--stage", "prod", check=False), "model@v9.9.9 is not registered", "v1.0.0")
+    assert_refused(
+        models(project, "promote", "v9.9.9", "--stage", "prod", check=False),
+        "model@v9.9.9 is not registered",
+        "v1.0.0",
+    )
     for stage in ["pr od", "prod..1", "-prod", "prod:x~1"]:
-        assert_refused(models(project, "promote", "v1.0.0", f"--stage={stage}", check=False), "cannot be part of a git tag", repr(stage))
+        assert_refused(
+            models(project, "promote", "v1.0.0", f"--stage={stage}", check=False),
+            "cannot be part of a git tag",
+            repr(stage),
+        )
     assert registry_state(project) == before
 
 
@@ -168,7 +192,12 @@ def test_get_artifact_in_no_cache(project: Path, tmp_path: Path):
     shutil.rmtree(project / ".dvc" / "cache")
     before = registry_state(project)
     out = tmp_path / "out"
-    assert_refused(models(project, "get", "v1.0.0", "--out", str(out), check=False), "model@v1.0.0", "in no DVC cache or remote", "dvc push")
+    assert_refused(
+        models(project, "get", "v1.0.0", "--out", str(out), check=False),
+        "model@v1.0.0",
+        "in no DVC cache or remote",
+        "dvc push",
+    )
     assert not (out / "model.skops").exists()
     assert registry_state(project) == before
 

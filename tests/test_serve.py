@@ -39,12 +39,16 @@ def penguins(pipeline_project: Path, tmp_path_factory: pytest.TempPathFactory):
     project = copy_served_files(pipeline_project, folder / "project")
     card = json.loads((project / "models" / "card.json").read_text())
     logs = folder / "logs"
-    server = Server(project, "--log-dir", str(logs), "--max-batch-size", "500", "--max-body-bytes", "200000").start()
+    server = Server(
+        project, "--log-dir", str(logs), "--max-batch-size", "500", "--max-body-bytes", "200000"
+    ).start()
     yield {
         "server": server,
         "project": project,
         "logs": logs,
-        "pipeline": load_model(project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"]),
+        "pipeline": load_model(
+            project / "models" / "model.skops", expected_sha256=card["artifact"]["sha256"]
+        ),
         "schema": Schema.model_validate(card["schema"]),
         "test": read_parquet(pipeline_project / "data" / "prepared" / "test.parquet"),
     }
@@ -89,22 +93,35 @@ def test_tritonclient_v2_and_plain_v1_predict_as_the_pipeline_on_every_test_row(
     for column in schema.columns:
         tensor = triton.InferInput(column.name, [len(test)], "FP64" if column.kind == "numeric" else "BYTES")
         values = test[column.name].to_numpy(dtype=np.float64 if column.kind == "numeric" else object)
-        tensor.set_data_from_numpy(values)  # the client's default: the binary tensor extension (NaN, "" = missing)
+        tensor.set_data_from_numpy(
+            values
+        )  # the client's default: the binary tensor extension (NaN, "" = missing)
         inputs.append(tensor)
     outputs = [triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")]
     result = client.infer("model", inputs, outputs=outputs, request_id="triton-1")
-    assert [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predict")] == labels
+    assert [
+        label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predict")
+    ] == labels
     np.testing.assert_allclose(result.as_numpy("predict_proba"), probabilities, atol=1e-5)
     response = result.get_response()
     assert response["model_version"] == "workspace" and response["id"] == "triton-1"
-    assert next(output for output in response["outputs"] if output["name"] == "predict_proba")["parameters"]["classes"] == schema.classes
+    assert (
+        next(output for output in response["outputs"] if output["name"] == "predict_proba")["parameters"][
+            "classes"
+        ]
+        == schema.classes
+    )
 
-    status, answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": v1_instances(test, schema.columns)})
+    status, answer, _ = server.call(
+        "POST", "/v1/models/model:predict", {"instances": v1_instances(test, schema.columns)}
+    )
     assert status == 200, answer
     assert answer["predictions"] == labels and answer["classes"] == schema.classes
     np.testing.assert_allclose(answer["probabilities"], probabilities, atol=1e-5)
 
-    status, answer, _ = server.call("POST", "/v2/models/model/versions/workspace/infer", {"inputs": v2_inputs(test, schema.columns)})
+    status, answer, _ = server.call(
+        "POST", "/v2/models/model/versions/workspace/infer", {"inputs": v2_inputs(test, schema.columns)}
+    )
     assert status == 200, answer
     assert answer["outputs"][0]["data"] == labels and answer["outputs"][0]["datatype"] == "BYTES"
 
@@ -115,11 +132,20 @@ def test_metrics_count_exactly_what_was_sent_and_the_log_has_one_line_per_row(pe
     before, logged_before = server.metrics(), settled_rows(penguins["logs"])
     sizes = [1, 3, 7]
     for size in sizes:
-        status, _, headers = server.call("POST", "/v2/models/model/infer", {"inputs": v2_inputs(test.head(size), schema.columns)},
-                                         headers={"x-request-id": f"count-{size}"})
+        status, _, headers = server.call(
+            "POST",
+            "/v2/models/model/infer",
+            {"inputs": v2_inputs(test.head(size), schema.columns)},
+            headers={"x-request-id": f"count-{size}"},
+        )
         assert status == 200 and headers["x-request-id"] == f"count-{size}"
     for _ in range(2):
-        assert server.call("POST", "/v2/models/model/infer", b"{", headers={"Content-Type": "application/json"})[0] == 400
+        assert (
+            server.call("POST", "/v2/models/model/infer", b"{", headers={"Content-Type": "application/json"})[
+                0
+            ]
+            == 400
+        )
     status, text, _ = server.call("GET", "/metrics")
     after = parse_metrics(text)
 
@@ -131,13 +157,32 @@ def test_metrics_count_exactly_what_was_sent_and_the_log_has_one_line_per_row(pe
     assert delta("mlops_nb_http_request_duration_seconds_count", route=route, method="POST") == len(sizes) + 2
     assert delta("mlops_nb_predicted_rows_total") == sum(sizes)
     predicted = expected_predictions(penguins["pipeline"], schema, test.head(7))[0]
-    expected = {label: predicted[:1].count(label) + predicted[:3].count(label) + predicted.count(label) for label in schema.classes}
-    assert {label: delta("mlops_nb_predictions_total", **{"class": label}) for label in schema.classes} == expected
+    expected = {
+        label: predicted[:1].count(label) + predicted[:3].count(label) + predicted.count(label)
+        for label in schema.classes
+    }
+    assert {
+        label: delta("mlops_nb_predictions_total", **{"class": label}) for label in schema.classes
+    } == expected
     assert delta("mlops_nb_invalid_requests_total", reason="malformed_json") == 2
     assert delta("mlops_nb_inference_duration_seconds_count", runtime="onnx") == len(sizes)
-    assert metric(after, "mlops_nb_model_info", model="model", version="workspace", runtime="onnx",
-                  sha256=json.loads((penguins["project"] / "models" / "onnx" / "parity.json").read_text())["sha256"]) == 1
-    assert ("mlops_nb_http_request_duration_seconds_bucket", (("le", "0.0005"), ("method", "POST"), ("route", route))) in after
+    assert (
+        metric(
+            after,
+            "mlops_nb_model_info",
+            model="model",
+            version="workspace",
+            runtime="onnx",
+            sha256=json.loads((penguins["project"] / "models" / "onnx" / "parity.json").read_text())[
+                "sha256"
+            ],
+        )
+        == 1
+    )
+    assert (
+        "mlops_nb_http_request_duration_seconds_bucket",
+        (("le", "0.0005"), ("method", "POST"), ("route", route)),
+    ) in after
 
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: `make test` installs Debian's prometheus package"
@@ -145,7 +190,11 @@ def test_metrics_count_exactly_what_was_sent_and_the_log_has_one_line_per_row(pe
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     assert wait_for_rows(penguins["logs"], logged_before + sum(sizes)) == logged_before + sum(sizes)
-    records = [json.loads(line) for path in sorted(penguins["logs"].glob("predictions-*.jsonl")) for line in path.read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for path in sorted(penguins["logs"].glob("predictions-*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
     last = [record for record in records if record["request_id"] == "count-7"]
     assert len(last) == 7 and last[0]["model_version"] == "workspace"
     assert list(last[0]["inputs"]) == schema.feature_columns
@@ -159,19 +208,51 @@ def good_row(penguins) -> dict:
 
 def v2_body(penguins, rows: list[dict]) -> dict:
     columns = penguins["schema"].columns
-    return {"inputs": [{"name": column.name, "shape": [len(rows)], "datatype": "FP64" if column.kind == "numeric" else "BYTES",
-                        "data": [row[column.name] for row in rows]} for column in columns]}
+    return {
+        "inputs": [
+            {
+                "name": column.name,
+                "shape": [len(rows)],
+                "datatype": "FP64" if column.kind == "numeric" else "BYTES",
+                "data": [row[column.name] for row in rows],
+            }
+            for column in columns
+        ]
+    }
 
 
 BAD_V2 = {
     "missing column": (lambda body: body["inputs"].pop(0), 400, "missing input(s) 'island'"),
-    "unknown extra column": (lambda body: body["inputs"].append({**body["inputs"][1], "name": "colour"}), 400, "unknown input(s) 'colour'"),
-    "string in a numeric input": (lambda body: body["inputs"][1]["data"].__setitem__(1, "long"), 400,
-                                  "input 'bill_length_mm', instance 1: 'long' (str) is not a number"),
-    "inputs of different lengths": (lambda body: body["inputs"][1].update(shape=[1], data=[40.0]), 400, "inputs of different lengths"),
-    "wrong datatype": (lambda body: body["inputs"][0].update(datatype="FP64"), 400, "input 'island' has datatype 'FP64'"),
-    "shape not matching": (lambda body: body["inputs"][2].update(shape=[5]), 400, "input 'bill_depth_mm': shape [5] does not match"),
-    "unknown output": (lambda body: body.update(outputs=[{"name": "logits"}]), 400, "unknown output(s) 'logits'"),
+    "unknown extra column": (
+        lambda body: body["inputs"].append({**body["inputs"][1], "name": "colour"}),
+        400,
+        "unknown input(s) 'colour'",
+    ),
+    "string in a numeric input": (
+        lambda body: body["inputs"][1]["data"].__setitem__(1, "long"),
+        400,
+        "input 'bill_length_mm', instance 1: 'long' (str) is not a number",
+    ),
+    "inputs of different lengths": (
+        lambda body: body["inputs"][1].update(shape=[1], data=[40.0]),
+        400,
+        "inputs of different lengths",
+    ),
+    "wrong datatype": (
+        lambda body: body["inputs"][0].update(datatype="FP64"),
+        400,
+        "input 'island' has datatype 'FP64'",
+    ),
+    "shape not matching": (
+        lambda body: body["inputs"][2].update(shape=[5]),
+        400,
+        "input 'bill_depth_mm': shape [5] does not match",
+    ),
+    "unknown output": (
+        lambda body: body.update(outputs=[{"name": "logits"}]),
+        400,
+        "unknown output(s) 'logits'",
+    ),
     "no inputs field": (lambda body: body.pop("inputs"), 400, "inputs: Field required"),
 }
 
@@ -190,12 +271,27 @@ def raw_body_cases(penguins) -> dict[str, tuple[bytes | str, dict, int, str]]:
     json_type = {"Content-Type": "application/json"}
     return {
         "malformed JSON": ('{"inputs": [', json_type, 400, "not valid JSON"),
-        "NaN literal": (good.replace("2007.0", "NaN").replace("2008.0", "NaN").replace("2009.0", "NaN"), json_type, 400, "not valid JSON"),
-        "Infinity literal": ('{"inputs": [{"name": "year", "shape": [1], "datatype": "FP64", "data": [Infinity]}]}', json_type, 400, "not valid JSON"),
+        "NaN literal": (
+            good.replace("2007.0", "NaN").replace("2008.0", "NaN").replace("2009.0", "NaN"),
+            json_type,
+            400,
+            "not valid JSON",
+        ),
+        "Infinity literal": (
+            '{"inputs": [{"name": "year", "shape": [1], "datatype": "FP64", "data": [Infinity]}]}',
+            json_type,
+            400,
+            "not valid JSON",
+        ),
         "deeply nested": ("[" * 5000 + "]" * 5000, json_type, 400, "not valid JSON"),
         "wrong content type": (good, {"Content-Type": "text/plain"}, 415, "content type 'text/plain'"),
         "empty batch": (json.dumps(v2_body(penguins, [])), json_type, 400, "the batch is empty"),
-        "batch over the limit": (json.dumps(v2_body(penguins, [good_row(penguins)] * 501)), json_type, 400, "over the limit of 500"),
+        "batch over the limit": (
+            json.dumps(v2_body(penguins, [good_row(penguins)] * 501)),
+            json_type,
+            400,
+            "over the limit of 500",
+        ),
         "body over the limit": (good + " " * 200_001, json_type, 413, "over the limit of 200000"),
     }
 
@@ -207,7 +303,13 @@ def test_bad_raw_bodies_limits_and_names_are_4xx_and_the_server_keeps_serving(pe
         assert (status, message in answer["error"]) == (expected_status, True), (case, answer)
     # A body over the limit sent chunked, without a Content-Length, is cut off as it streams in.
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    connection.request("POST", "/v2/models/model/infer", body=iter([b" " * 100_000] * 3), headers={"Content-Type": "application/json"}, encode_chunked=True)
+    connection.request(
+        "POST",
+        "/v2/models/model/infer",
+        body=iter([b" " * 100_000] * 3),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     assert connection.getresponse().status == 413
     connection.close()
 
@@ -219,31 +321,73 @@ def test_bad_raw_bodies_limits_and_names_are_4xx_and_the_server_keeps_serving(pe
     assert server.call("GET", "/nowhere")[0] == 404
 
     row = good_row(penguins)
-    status, answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": [row, {**row, "body_mass_g": "heavy"}]})
-    assert status == 400 and "input 'body_mass_g', instance 1: 'heavy' (str) is not a number" in answer["error"], answer
-    status, answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": [row, {key: value for key, value in row.items() if key != "sex"}]})
+    status, answer, _ = server.call(
+        "POST", "/v1/models/model:predict", {"instances": [row, {**row, "body_mass_g": "heavy"}]}
+    )
+    assert (
+        status == 400 and "input 'body_mass_g', instance 1: 'heavy' (str) is not a number" in answer["error"]
+    ), answer
+    status, answer, _ = server.call(
+        "POST",
+        "/v1/models/model:predict",
+        {"instances": [row, {key: value for key, value in row.items() if key != "sex"}]},
+    )
     assert status == 400 and "instance 1: missing input(s) 'sex'" in answer["error"], answer
-    status, answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": [{**row, "colour": "blue"}]})
+    status, answer, _ = server.call(
+        "POST", "/v1/models/model:predict", {"instances": [{**row, "colour": "blue"}]}
+    )
     assert status == 400 and "instance 0: unknown input(s) 'colour'" in answer["error"], answer
     assert server.call("POST", "/v1/models/model:predict", {"rows": []})[0] == 400
 
     # Accepted: null where training saw no missing value (the imputer fills it), and an unseen category (counted).
     before = server.metrics()
-    status, answer, _ = server.call("POST", "/v1/models/model:predict", {"instances": [{**row, "year": None, "island": "Atlantis"}]})
+    status, answer, _ = server.call(
+        "POST", "/v1/models/model:predict", {"instances": [{**row, "year": None, "island": "Atlantis"}]}
+    )
     assert status == 200 and len(answer["predictions"]) == 1, answer
-    assert metric(server.metrics(), "mlops_nb_unseen_categories_total", feature="island") == metric(before, "mlops_nb_unseen_categories_total", feature="island") + 1
+    assert (
+        metric(server.metrics(), "mlops_nb_unseen_categories_total", feature="island")
+        == metric(before, "mlops_nb_unseen_categories_total", feature="island") + 1
+    )
 
     assert server.call("POST", "/v1/models/model:predict", {"instances": [row]})[0] == 200
     after = server.metrics()
-    server_errors = [key for key, value in after.items() if key[0] == "mlops_nb_http_requests_total" and dict(key[1])["status"].startswith("5") and value]
+    server_errors = [
+        key
+        for key, value in after.items()
+        if key[0] == "mlops_nb_http_requests_total" and dict(key[1])["status"].startswith("5") and value
+    ]
     assert not server_errors, server_errors
 
 
 def test_drift_gauges_come_from_reports_drift_json(penguins) -> None:
     server = penguins["server"]
-    drift = {"drift_detected": True, "retrain": True, "rows": 50, "model_version": "workspace", "quality": {}, "performance": None,
-             "features": {"bill_length_mm": {"drifted": True, "test": "ks", "statistic": 0.42, "p_value": 0.001, "threshold": 0.05, "importance": 0.3},
-                          "island": {"drifted": False, "test": "chi2", "statistic": 1.5, "p_value": 0.4, "threshold": 0.05, "importance": 0.1}}}
+    drift = {
+        "drift_detected": True,
+        "retrain": True,
+        "rows": 50,
+        "model_version": "workspace",
+        "quality": {},
+        "performance": None,
+        "features": {
+            "bill_length_mm": {
+                "drifted": True,
+                "test": "ks",
+                "statistic": 0.42,
+                "p_value": 0.001,
+                "threshold": 0.05,
+                "importance": 0.3,
+            },
+            "island": {
+                "drifted": False,
+                "test": "chi2",
+                "statistic": 1.5,
+                "p_value": 0.4,
+                "threshold": 0.05,
+                "importance": 0.1,
+            },
+        },
+    }
     (penguins["project"] / "reports").mkdir(exist_ok=True)
     (penguins["project"] / "reports" / "drift.json").write_text(json.dumps(drift))
     samples = server.metrics()
@@ -258,9 +402,25 @@ def test_drift_gauges_come_from_reports_drift_json(penguins) -> None:
 def test_openapi_fuzzing_finds_no_server_error(penguins) -> None:
     server = penguins["server"]
     result = subprocess.run(
-        [str(BIN / "schemathesis"), "run", f"http://{server.address}/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "15", "--seed", "1", "--phases", "examples,coverage,fuzzing", "--no-shrink"],
-        capture_output=True, text=True, env=command_env(SCHEMATHESIS_HOOKS=""), timeout=300, cwd=penguins["project"],
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"http://{server.address}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "15",
+            "--seed",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--no-shrink",
+        ],
+        capture_output=True,
+        text=True,
+        env=command_env(SCHEMATHESIS_HOOKS=""),
+        timeout=300,
+        cwd=penguins["project"],
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert server.call("GET", "/v2/health/ready")[0] == 200

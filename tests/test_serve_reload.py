@@ -22,7 +22,11 @@ def test_promotion_under_load_is_picked_up_with_zero_failed_requests(fresh_run: 
     run(["mlops-nb", "models", "register"], fresh_run)
     run(["mlops-nb", "models", "promote", "v1.0.0", "--stage", "prod"], fresh_run)
     schema = Schema.load(fresh_run / "data" / "prepared" / "schema.json")
-    body = {"instances": v1_instances(read_parquet(fresh_run / "data" / "prepared" / "test.parquet").head(5), schema.columns)}
+    body = {
+        "instances": v1_instances(
+            read_parquet(fresh_run / "data" / "prepared" / "test.parquet").head(5), schema.columns
+        )
+    }
     answers: list[tuple[int, str | None]] = []
     failures: list[str] = []
     stop = threading.Event()
@@ -38,7 +42,9 @@ def test_promotion_under_load_is_picked_up_with_zero_failed_requests(fresh_run: 
                 failures.append(repr(error))
             time.sleep(0.01)  # bounded load: the machine also retrains meanwhile
 
-    with Server(fresh_run, "--watch-stage", "prod", "--watch-interval", "0.5", "--log-dir", str(tmp_path / "logs")) as server:
+    with Server(
+        fresh_run, "--watch-stage", "prod", "--watch-interval", "0.5", "--log-dir", str(tmp_path / "logs")
+    ) as server:
         assert server.call("GET", "/v1/models/model")[1]["model_version_status"][0]["version"] == "v1.0.0"
         threads = [threading.Thread(target=load, args=(server,)) for _ in range(4)]
         for thread in threads:
@@ -52,7 +58,9 @@ def test_promotion_under_load_is_picked_up_with_zero_failed_requests(fresh_run: 
             run(["mlops-nb", "models", "register"], fresh_run)
             run(["mlops-nb", "models", "promote", "v1.1.0", "--stage", "prod"], fresh_run)
             deadline = time.monotonic() + 120
-            while not any(version == "v1.1.0" for _, version in answers[-20:]) and time.monotonic() < deadline:
+            while (
+                not any(version == "v1.1.0" for _, version in answers[-20:]) and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
             time.sleep(1)
         finally:

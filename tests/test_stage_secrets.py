@@ -51,7 +51,9 @@ def test_passwords_are_hidden_in_reports_and_errors(fresh_project: Path) -> None
 
     _probe_notebook(notebook, fail=False)
     run(["mlops-nb", "stage", "probe"], fresh_project)
-    assert (fresh_project / "seen.txt").read_text() == f"{STORAGE}\n{SOURCE}"  # the notebook got the real values
+    assert (
+        fresh_project / "seen.txt"
+    ).read_text() == f"{STORAGE}\n{SOURCE}"  # the notebook got the real values
     text = report.read_text()
     assert PASSWORD not in text
     assert "postgresql://optuna:***@127.0.0.1:9/optuna" in text  # the injected cell and the printed output

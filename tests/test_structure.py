@@ -40,20 +40,36 @@ def back_to_back_exports(notebook: Path) -> list[int]:
     cells = json.loads(notebook.read_text())["cells"]
 
     def exported(cell: dict) -> bool:
-        return cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith(("#| export", "#|export"))
+        return cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith(
+            ("#| export", "#|export")
+        )
 
-    return [index for index, (cell, following) in enumerate(zip(cells, cells[1:], strict=False)) if exported(cell) and exported(following)]
+    return [
+        index
+        for index, (cell, following) in enumerate(zip(cells, cells[1:], strict=False))
+        if exported(cell) and exported(following)
+    ]
 
 
-@pytest.mark.parametrize("module", [path for path in MODULES if path.stem not in LARGE_MODULES], ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "module", [path for path in MODULES if path.stem not in LARGE_MODULES], ids=lambda path: path.stem
+)
 def test_modules_stay_small(module: Path) -> None:
-    assert code_lines(module) <= MAX_MODULE_LINES, f"{module.name}: split it by responsibility into another notebook"
+    assert code_lines(module) <= MAX_MODULE_LINES, (
+        f"{module.name}: split it by responsibility into another notebook"
+    )
 
 
-@pytest.mark.parametrize("notebook", [path for path in NOTEBOOKS if not path.stem.split("_", 1)[-1].startswith(UNDEMONSTRATED)], ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "notebook",
+    [path for path in NOTEBOOKS if not path.stem.split("_", 1)[-1].startswith(UNDEMONSTRATED)],
+    ids=lambda path: path.stem,
+)
 def test_each_exported_cell_is_demonstrated(notebook: Path) -> None:
     cells = back_to_back_exports(notebook)
-    assert cells == [], f"{notebook.name}: exported cells {cells} are followed directly by another exported cell"
+    assert cells == [], (
+        f"{notebook.name}: exported cells {cells} are followed directly by another exported cell"
+    )
 
 
 def test_the_counters(tmp_path: Path) -> None:

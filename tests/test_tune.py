@@ -48,15 +48,18 @@ def test_two_workers_give_the_trials_of_one(fresh_run: Path) -> None:
 
 
 def test_grid_sampler_and_subsample_in_the_card(fresh_run: Path) -> None:
-    set_params(fresh_run, **{
-        "tune.sampler": "grid",
-        "tune.max_rows": 120,
-        "tune.n_trials": 50,
-        "tune.search_space.random_forest": {
-            "max_depth": {"type": "categorical", "choices": [None, 4]},
-            "min_samples_leaf": {"type": "int", "low": 1, "high": 9, "step": 4},
+    set_params(
+        fresh_run,
+        **{
+            "tune.sampler": "grid",
+            "tune.max_rows": 120,
+            "tune.n_trials": 50,
+            "tune.search_space.random_forest": {
+                "max_depth": {"type": "categorical", "choices": [None, 4]},
+                "min_samples_leaf": {"type": "int", "low": 1, "high": 9, "step": 4},
+            },
         },
-    })
+    )
     run(["dvc", "repro", "train"], fresh_run)
     trials = pd.read_csv(fresh_run / "reports" / "tune" / "trials.csv")
     assert len(trials) == 6, "the grid has 2 x 3 points, fewer than n_trials"
@@ -73,8 +76,11 @@ def test_dashboard_serves_the_study_on_loopback(pipeline_project: Path, tmp_path
     log = tmp_path / "dashboard.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(BIN / "mlops-nb"), "tune", "dashboard", "--port", str(port)], cwd=pipeline_project,
-            env=command_env(), stdout=output, stderr=subprocess.STDOUT,
+            [str(BIN / "mlops-nb"), "tune", "dashboard", "--port", str(port)],
+            cwd=pipeline_project,
+            env=command_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60

@@ -12,19 +12,39 @@ from conftest import run, set_params
 
 pytestmark = pytest.mark.slow
 GUARDED = ("models/best_params.json", "models/model.skops", "models/card.json")
-SPACE = {"max_depth": {"type": "int", "low": 2, "high": 16}, "min_samples_leaf": {"type": "int", "low": 1, "high": 10}}
+SPACE = {
+    "max_depth": {"type": "int", "low": 2, "high": 16},
+    "min_samples_leaf": {"type": "int", "low": 1, "high": 10},
+}
 
 CASES: dict[str, tuple[dict, str]] = {
     "grid over a float range without a step": (
-        {"tune.sampler": "grid", "tune.search_space.random_forest": {"max_features": {"type": "float", "low": 0.2, "high": 1.0}}},
+        {
+            "tune.sampler": "grid",
+            "tune.search_space.random_forest": {"max_features": {"type": "float", "low": 0.2, "high": 1.0}},
+        },
         "tune.search_space.random_forest.max_features: the grid sampler cannot enumerate a float range without a step",
     ),
-    "unknown sampler": ({"tune.sampler": "anneal"}, "tune.sampler = 'anneal': Input should be 'tpe', 'random', 'grid' or 'cmaes'"),
-    "unknown pruner": ({"tune.pruner": "asha"}, "tune.pruner = 'asha': Input should be 'median', 'hyperband' or 'none'"),
+    "unknown sampler": (
+        {"tune.sampler": "anneal"},
+        "tune.sampler = 'anneal': Input should be 'tpe', 'random', 'grid' or 'cmaes'",
+    ),
+    "unknown pruner": (
+        {"tune.pruner": "asha"},
+        "tune.pruner = 'asha': Input should be 'median', 'hyperband' or 'none'",
+    ),
     "no workers": ({"tune.workers": 0}, "tune.workers = 0: Input should be greater than or equal to 1"),
-    "too many workers": ({"tune.workers": 1000}, "tune.workers = 1000: Input should be less than or equal to 64"),
+    "too many workers": (
+        {"tune.workers": 1000},
+        "tune.workers = 1000: Input should be less than or equal to 64",
+    ),
     "cmaes over categorical choices": (
-        {"tune.sampler": "cmaes", "tune.search_space.random_forest": {"criterion": {"type": "categorical", "choices": ["gini", "entropy"]}}},
+        {
+            "tune.sampler": "cmaes",
+            "tune.search_space.random_forest": {
+                "criterion": {"type": "categorical", "choices": ["gini", "entropy"]}
+            },
+        },
         "tune.search_space.random_forest.criterion: tune.sampler = 'cmaes' needs a numeric range",
     ),
 }
@@ -60,7 +80,10 @@ def test_study_name_with_another_search_space_is_refused_unless_fresh(fresh_run:
     run(["dvc", "repro", "tune"], fresh_run)
     before = _fingerprint(fresh_run)
     set_params(fresh_run, **{"tune.search_space.random_forest": {"max_depth": SPACE["max_depth"]}})
-    _fails_clearly(fresh_run, "tune.study = 'shared-name' in embedded journal file (.optuna/study.journal) was made with another search space or data (differs in: search_space)")
+    _fails_clearly(
+        fresh_run,
+        "tune.study = 'shared-name' in embedded journal file (.optuna/study.journal) was made with another search space or data (differs in: search_space)",
+    )
     assert _fingerprint(fresh_run) == before
     set_params(fresh_run, **{"tune.fresh": True})
     run(["dvc", "repro", "tune"], fresh_run)

@@ -30,20 +30,44 @@ def _study(url: str):
 
 def _worker(project: Path, url: str, log: Path) -> subprocess.Popen:
     with log.open("w") as output:
-        return subprocess.Popen([str(BIN / "mlops-nb"), "tune", "worker", "--storage", url], cwd=project,
-                                env=command_env(), stdout=output, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [str(BIN / "mlops-nb"), "tune", "worker", "--storage", url],
+            cwd=project,
+            env=command_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @pytest.mark.slow
-def test_stage_and_two_workers_share_a_study_and_survive_a_killed_worker(fresh_run: Path, postgres_url: str, tmp_path: Path) -> None:
+def test_stage_and_two_workers_share_a_study_and_survive_a_killed_worker(
+    fresh_run: Path, postgres_url: str, tmp_path: Path
+) -> None:
     from optuna.trial import TrialState
 
-    space = {"n_estimators": {"type": "int", "choices": [40, 80]}, "max_depth": {"type": "int", "low": 2, "high": 12}}
-    set_params(fresh_run, **{"tune.storage": postgres_url, "tune.n_trials": N_TRIALS, "tune.heartbeat": 1, "tune.search_space.random_forest": space})
+    space = {
+        "n_estimators": {"type": "int", "choices": [40, 80]},
+        "max_depth": {"type": "int", "low": 2, "high": 12},
+    }
+    set_params(
+        fresh_run,
+        **{
+            "tune.storage": postgres_url,
+            "tune.n_trials": N_TRIALS,
+            "tune.heartbeat": 1,
+            "tune.search_space.random_forest": space,
+        },
+    )
     victim = _worker(fresh_run, postgres_url, tmp_path / "victim.log")
     survivor = _worker(fresh_run, postgres_url, tmp_path / "survivor.log")
     with (tmp_path / "stage.log").open("w") as output:
-        stage = subprocess.Popen(["dvc", "repro", "tune"], cwd=fresh_run, env=command_env(), stdout=output, stderr=subprocess.STDOUT)
+        stage = subprocess.Popen(
+            ["dvc", "repro", "tune"],
+            cwd=fresh_run,
+            env=command_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         # Kill the victim while it runs a trial (each trial records the worker that runs it).
         deadline, killed = time.monotonic() + 240, None
@@ -54,7 +78,9 @@ def test_stage_and_two_workers_share_a_study_and_survive_a_killed_worker(fresh_r
                 running = _study(postgres_url).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             except ValueError:  # no study yet
                 running = []
-            mine = [trial for trial in running if trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
+            mine = [
+                trial for trial in running if trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+            ]
             if mine:
                 os.kill(victim.pid, signal.SIGKILL)
                 killed = mine[0].number
@@ -70,7 +96,9 @@ def test_stage_and_two_workers_share_a_study_and_survive_a_killed_worker(fresh_r
     assert numbers == list(range(len(trials))), "every trial recorded once"
     finished = [trial for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) >= N_TRIALS
-    assert trials[killed].state == TrialState.FAIL, "the killed worker's trial is failed by a live worker's heartbeat check"
+    assert trials[killed].state == TrialState.FAIL, (
+        "the killed worker's trial is failed by a live worker's heartbeat check"
+    )
     retries = [trial for trial in trials if trial.system_attrs.get("failed_trial") == killed]
     assert len(retries) <= 1
     assert not [trial for trial in trials if trial.state == TrialState.RUNNING]
@@ -88,13 +116,17 @@ def test_unreachable_database_is_one_line_without_the_password(fresh_run: Path) 
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     url = f"postgresql://optuna:hunter2@127.0.0.1:{closed_port}/optuna"
-    guarded = {name: (fresh_run / name).read_bytes() for name in ("models/best_params.json", "models/model.skops")}
+    guarded = {
+        name: (fresh_run / name).read_bytes() for name in ("models/best_params.json", "models/model.skops")
+    }
     set_params(fresh_run, **{"tune.storage": url})
     result = run(["dvc", "repro"], fresh_run, check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
-    assert f"tune.storage: cannot connect to postgresql://optuna:***@127.0.0.1:{closed_port}/optuna" in errors[0]
+    assert (
+        f"tune.storage: cannot connect to postgresql://optuna:***@127.0.0.1:{closed_port}/optuna" in errors[0]
+    )
     assert "hunter2" not in result.stderr + result.stdout
     assert {name: (fresh_run / name).read_bytes() for name in guarded} == guarded
 

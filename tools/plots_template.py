@@ -12,7 +12,11 @@ import tarfile
 from pathlib import Path
 
 # Each package's tarball (npm pack) and its browser build: vega and vega-lite are BSD-3-Clause, vega-embed BSD-3-Clause.
-BUILDS = {"vega": "package/build/vega.min.js", "vega-lite": "package/build/vega-lite.min.js", "vega-embed": "package/build/vega-embed.min.js"}
+BUILDS = {
+    "vega": "package/build/vega.min.js",
+    "vega-lite": "package/build/vega-lite.min.js",
+    "vega-embed": "package/build/vega-embed.min.js",
+}
 
 PAGE = """<!DOCTYPE html>
 <html>
@@ -46,7 +50,9 @@ def write_template(packs: Path, output: Path) -> Path:
     scripts = []
     for name in BUILDS:
         version, code, license_line = _build(packs, name)
-        scripts.append(f"    <!-- {name} {version} from the npm registry; {license_line}; BSD-3-Clause -->\n    <script>{code}</script>")
+        scripts.append(
+            f"    <!-- {name} {version} from the npm registry; {license_line}; BSD-3-Clause -->\n    <script>{code}</script>"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     page = PAGE.format(scripts="\n".join(scripts))
     if "{plot_divs}" not in page or "cdn.jsdelivr" in page:
