@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,14 +51,32 @@ def _md5_file(path: Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _dvc_ignored(folder: Path) -> Callable[[Path], bool]:
+    """Whether a file under `folder` is hidden from DVC by the `.dvcignore` at the root of the DVC project holding
+    it (gitignore patterns, matched by `pathspec` as DVC does; `.dvcignore` files in subfolders are not read)."""
+    folder = folder.resolve()
+    root = next((parent for parent in [folder, *folder.parents] if (parent / ".dvc").is_dir()), None)
+    if root is None or not (root / ".dvcignore").is_file():
+        return lambda file: False
+    import pathspec
+
+    patterns = (root / ".dvcignore").read_text(encoding="utf-8").splitlines()
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    return lambda file: spec.match_file(file.resolve().relative_to(root).as_posix())
+
+
 def dvc_md5(path: str | Path) -> str:
     """The md5 `dvc.lock` records for the file or folder at `path`: the md5 of a file's bytes; for a folder, the md5
-    of the JSON list of its files (`relpath`, `md5`, sorted by path) followed by `.dir`."""
+    of the JSON list of its files (`relpath`, `md5`, sorted by path) followed by `.dir`, leaving out the files the
+    project's `.dvcignore` hides from DVC."""
     path = Path(path)
     if not path.is_dir():
         return _md5_file(path)
+    ignored = _dvc_ignored(path)
     entries = sorted(
-        (file.relative_to(path).parts, _md5_file(file)) for file in path.rglob("*") if file.is_file()
+        (file.relative_to(path).parts, _md5_file(file))
+        for file in path.rglob("*")
+        if file.is_file() and not ignored(file)
     )
     listing = [{"md5": md5, "relpath": "/".join(parts)} for parts, md5 in entries]
     return hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
