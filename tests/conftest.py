@@ -6,10 +6,28 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 # The project-copy helpers live in bench/project_copy.py (on pytest's `pythonpath`), shared with the benchmarks.
 from project_copy import BIN, REPO_ROOT, command_env, edit_params, make_project, set_params, stage_names  # noqa: F401
+
+
+def awkward_frame(size: int = 300) -> pd.DataFrame:
+    """A small classification set with awkward names: unicode, spaces and punctuation in column names, text labels
+    with spaces and slashes, missing categories (the pipeline, serving and monitoring tests all use it)."""
+    rng = np.random.default_rng(0)
+    label = rng.choice(["très bon", "so-so", "bad / worse"], size=size)
+    return pd.DataFrame(
+        {
+            "Bill length (mm)": rng.normal(40, 5, size) + (label == "très bon") * 8,
+            "île": rng.choice(["Dream", "Biscoe", None], size=size),
+            "body-mass/g%": rng.normal(4000, 300, size) - (label == "bad / worse") * 600,
+            "a b  c": rng.integers(0, 5, size).astype(float),
+            "Qualité: label?": label,
+        }
+    )
 
 
 def run(

@@ -20,25 +20,9 @@ from mlops_nb.profile import build_profile
 from mlops_nb.train import build_pipeline, split_xy
 from mlops_nb.validate import clean, infer_schema, split_train_test
 
-from conftest import run
+from conftest import awkward_frame, run
 
 RESAMPLES = 20
-
-
-def awkward_frame() -> pd.DataFrame:
-    """The awkward-names data set of tests/test_pipeline.py."""
-    rng = np.random.default_rng(0)
-    size = 300
-    label = rng.choice(["très bon", "so-so", "bad / worse"], size=size)
-    return pd.DataFrame(
-        {
-            "Bill length (mm)": rng.normal(40, 5, size) + (label == "très bon") * 8,
-            "île": rng.choice(["Dream", "Biscoe", None], size=size),
-            "body-mass/g%": rng.normal(4000, 300, size) - (label == "bad / worse") * 600,
-            "a b  c": rng.integers(0, 5, size).astype(float),
-            "Qualité: label?": label,
-        }
-    )
 
 
 DATA_SETS = {

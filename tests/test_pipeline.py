@@ -16,7 +16,7 @@ import pytest
 
 from mlops_nb.stage import stage_parameters
 
-from conftest import REPO_ROOT, run, set_params, stage_names
+from conftest import REPO_ROOT, awkward_frame, run, set_params, stage_names
 
 pytestmark = pytest.mark.slow
 STAGES = stage_names()
@@ -163,18 +163,7 @@ def test_regression_data_set(fresh_project: Path) -> None:
 
 
 def test_awkward_column_names_and_string_labels(fresh_project: Path) -> None:
-    rng = np.random.default_rng(0)
-    size = 300
-    label = rng.choice(["très bon", "so-so", "bad / worse"], size=size)
-    frame = pd.DataFrame(
-        {
-            "Bill length (mm)": rng.normal(40, 5, size) + (label == "très bon") * 8,
-            "île": rng.choice(["Dream", "Biscoe", None], size=size),
-            "body-mass/g%": rng.normal(4000, 300, size) - (label == "bad / worse") * 600,
-            "a b  c": rng.integers(0, 5, size).astype(float),
-            "Qualité: label?": label,
-        }
-    )
+    frame = awkward_frame()
     (fresh_project / "data" / "external").mkdir(parents=True, exist_ok=True)
     frame.to_csv(fresh_project / "data" / "external" / "awkward file.csv", index=False)
     set_params(

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import command_env
+from conftest import awkward_frame, command_env
 from serving import (
     BIN,
     Server,
@@ -24,21 +24,6 @@ from serving import (
     v1_instances,
     v2_inputs,
 )
-
-
-def awkward_frame(size: int = 300) -> pd.DataFrame:
-    """The awkward-names data of tests/test_pipeline.py: unicode, spaces and punctuation in names, text labels."""
-    rng = np.random.default_rng(0)
-    label = rng.choice(["très bon", "so-so", "bad / worse"], size=size)
-    return pd.DataFrame(
-        {
-            "Bill length (mm)": rng.normal(40, 5, size) + (label == "très bon") * 8,
-            "île": rng.choice(["Dream", "Biscoe", None], size=size),
-            "body-mass/g%": rng.normal(4000, 300, size) - (label == "bad / worse") * 600,
-            "a b  c": rng.integers(0, 5, size).astype(float),
-            "Qualité: label?": label,
-        }
-    )
 
 
 @pytest.fixture(scope="module")
