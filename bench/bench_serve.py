@@ -3,8 +3,9 @@
 `wrk -t2 -c8` (Debian's wrk; `make bench` installs it) against, in the same run: a no-op FastAPI endpoint (uvicorn
 with uvloop and httptools; reads the body, returns a constant: the ceiling), `mlops-nb serve` answering V2 single-row
 requests through ONNX Runtime, the same with `--workers 2`, and the scikit-learn fallback. Also one connection's
-p50/p99, and a 1,000-row V2 batch against the same runtime's in-process prediction of those rows. The model is the
-penguins random forest with 200 trees. Figures are ratios measured in the same run: the machine is shared.
+p50/p99, and a 1,000-row V2 batch against the same runtime's in-process prediction of those rows (plus, to diagnose,
+the same batch with `--no-prediction-log`: not a target). The model is the penguins random forest with 200 trees.
+Figures are ratios measured in the same run: the machine is shared.
 
     python bench/bench_serve.py [--duration 15] [--quick] [--mlserver]
 
@@ -147,6 +148,27 @@ def wrk(
     }
 
 
+def server_seconds(port: int) -> dict[str, float]:
+    """The server's own sums and counts of its infer requests' latency and of the runtime's predict (`/metrics`):
+    scraped before and after a run, they split the run's time into HTTP, the request path and the prediction."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    totals = dict.fromkeys(["request_sum", "request_count", "inference_sum", "inference_count"], 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            kind = sample.name.rsplit("_", 1)[-1]
+            if kind not in ("sum", "count"):
+                continue
+            route = sample.labels.get("route", "")
+            if sample.name.startswith("mlops_nb_http_request_duration_seconds") and "infer" in route:
+                totals[f"request_{kind}"] += sample.value
+            elif sample.name.startswith("mlops_nb_inference_duration_seconds"):
+                totals[f"inference_{kind}"] += sample.value
+    return totals
+
+
 def make_model(project: Path) -> dict:
     from mlops_nb.artifacts import save_model
     from mlops_nb.data import read_source
@@ -208,6 +230,7 @@ def rows_of(frame, schema, n: int) -> list[dict]:
     return rows
 
 
+NO_LOG_BATCH = "V2 ONNX, 1,000-row batch, 1 connection, --no-prediction-log (diagnostic)"
 MLSERVER_PACKAGES = [
     "mlserver==1.7.1",
     "mlserver-sklearn==1.7.1",
@@ -384,11 +407,18 @@ def main() -> int:
         results["V2 ONNX, 1 connection"] = wrk(
             url, one_row, threads=1, connections=1, duration=duration, folder=work
         )
+        before = server_seconds(server.port)
         results["V2 ONNX, 1,000-row batch, 1 connection"] = wrk(
             url, batch, threads=1, connections=1, duration=duration, folder=work
         )
+        after = server_seconds(server.port)
+        inside = {name: after[name] - before[name] for name in after}
         # The runtime's own time for the same rows, right after (the server idle): side by side, not minutes apart.
         in_process = in_process_seconds(work / "onnx", schema, batch_rows)
+    with serve(work / "onnx", "--no-prediction-log") as server:
+        # A diagnostic, not the target: what the prediction log costs a back-to-back batch.
+        url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
+        results[NO_LOG_BATCH] = wrk(url, batch, threads=1, connections=1, duration=duration, folder=work)
     with serve(work / "onnx", "--workers", "2", "--metrics-dir", str(work / "metrics")) as server:
         time.sleep(5)  # the second worker loads its model
         url = f"http://127.0.0.1:{server.port}/v2/models/model/infer"
@@ -450,6 +480,19 @@ def main() -> int:
     single = ratio("V2 ONNX, 8 connections", "no-op FastAPI, 8 connections")
     batch_row = results["V2 ONNX, 1,000-row batch, 1 connection"]
     batch_ratio = None if batch_row["errors"] else batch_row["p50_ms"] / 1000 / in_process
+    if not results[NO_LOG_BATCH]["errors"]:
+        print(
+            "1,000-row batch p50 / in-process, --no-prediction-log (diagnostic, not the target): "
+            f"{results[NO_LOG_BATCH]['p50_ms'] / 1000 / in_process:.2f}x"
+        )
+    if inside["request_count"] and inside["inference_count"]:
+        request_ms = inside["request_sum"] / inside["request_count"] * 1000
+        inference_ms = inside["inference_sum"] / inside["inference_count"] * 1000
+        print(
+            f"1,000-row batch, the server's own means (diagnostic): request {request_ms:.2f} ms, of which the "
+            f"runtime's predict {inference_ms:.2f} ms (in process {in_process * 1000:.2f} ms); wrk's p50 "
+            f"{batch_row['p50_ms']:.2f} ms"
+        )
     targets = [
         (
             "V2 single row / no-op, 8 connections",

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -258,8 +259,8 @@ class DriftCollector:
 # %% ../nbs/api/62_serve_metrics.ipynb #97bb879c
 def json_fragments(values: np.ndarray | list[Any], *, missing_as_null: bool = False) -> list[bytes]:
     """The JSON text of each value (each row of a 2-D array): numbers by one orjson call split at the separators
-    (numbers hold no commas), anything else one value at a time. `missing_as_null`: "" becomes null, as a missing
-    text input (NaN is null in any case)."""
+    (numbers hold no commas), text by encoding each distinct value once, anything else one value at a time.
+    `missing_as_null`: "" becomes null, as a missing text input (NaN is null in any case)."""
     array = np.asarray(values) if not isinstance(values, np.ndarray) else values
     if len(array) == 0:
         return []
@@ -273,9 +274,14 @@ def json_fragments(values: np.ndarray | list[Any], *, missing_as_null: bool = Fa
             return text[1:-1].split(b",")
         return [b"[" + row + b"]" for row in text[2:-2].split(b"],[")]
     null = ("", None) if missing_as_null else (None,)
+    items = array.tolist()
+    if set(map(type, items)) <= {str, type(None)}:
+        # Categories and class labels repeat: a dictionary of the few distinct ones, looked up at C speed.
+        encoded = {value: b"null" if value in null else orjson.dumps(value) for value in set(items)}
+        return list(map(encoded.__getitem__, items))
     return [
         b"null" if value in null else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-        for value in array.tolist()
+        for value in items
     ]
 
 # %% ../nbs/api/62_serve_metrics.ipynb #d4a35032
@@ -356,20 +362,29 @@ class PredictionLog:
                     orjson.dumps({**head, "inputs": row, "output": output}, option=orjson.OPT_SERIALIZE_NUMPY)
                 )
             return b"\n".join(lines) + b"\n"
-        # Column by column: each column's values as JSON fragments, glued row by row at C speed (the same lines as
-        # above, five times faster on a 1,000-row batch).
-        parts, start = [], orjson.dumps(head)[:-1] + b',"inputs":{'
+        # Column by column: each column's values as JSON fragments; then every line is its keys (the same bytes on
+        # each line) and its fragments in turn, all lines joined by one call at C speed (the same lines as above).
+        pieces, start = [], orjson.dumps(head)[:-1] + b',"inputs":{'
         for position, (name, column) in enumerate(record["rows"].items()):
-            key = (start if position == 0 else b",") + orjson.dumps(name) + b":"
-            parts.append([key + fragment for fragment in json_fragments(column, missing_as_null=True)])
-            time.sleep(
-                0
-            )  # let a waiting request take the interpreter between columns, not after the whole batch
+            pieces.append(repeat((start if position == 0 else b",") + orjson.dumps(name) + b":"))
+            pieces.append(
+                self._fragments(name, json_fragments(column, missing_as_null=True), record["n_rows"])
+            )
+            # Let a waiting request take the interpreter between columns, not after the whole batch.
+            time.sleep(0)
         for position, (name, values) in enumerate(record["outputs"].items()):
-            key = (b'},"output":{' if position == 0 else b",") + orjson.dumps(name) + b":"
-            parts.append([key + fragment for fragment in json_fragments(values)])
-        parts.append([b"}}\n"] * record["n_rows"])
-        return b"".join(map(b"".join, zip(*parts, strict=True)))
+            pieces.append(repeat((b'},"output":{' if position == 0 else b",") + orjson.dumps(name) + b":"))
+            pieces.append(self._fragments(name, json_fragments(values), record["n_rows"]))
+        pieces.append(repeat(b"}}\n"))
+        # The keys repeat without end, so zip ends with the fragments (all of n_rows: checked above).
+        return b"".join(chain.from_iterable(zip(*pieces, strict=False)))
+
+    @staticmethod
+    def _fragments(name: str, fragments: list[bytes], n_rows: int) -> list[bytes]:
+        # zip stops at its shortest input: a column of another length would cut every line short, silently.
+        if len(fragments) != n_rows:
+            raise ValueError(f"column {name!r} has {len(fragments)} values for {n_rows} rows")
+        return fragments
 
     def _run(self) -> None:
         # The writer wakes on a timer and drains the queue rather than waiting on it: a request's put never hands
