@@ -29,9 +29,9 @@ import orjson
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'MULTIPROCESS_ENV', 'LATENCY_BUCKETS', 'VALUE_BUCKETS', 'use_multiprocess_dir', 'multiprocess_enabled',
-           'ServerMetrics', 'mark_worker_dead', 'ModelInfoCollector', 'DriftCollector', 'json_fragments',
-           'PredictionLog']
+__all__ = ['logger', 'MULTIPROCESS_ENV', 'LATENCY_BUCKETS', 'VALUE_BUCKETS', 'LOG_WRITER_NICE', 'use_multiprocess_dir',
+           'multiprocess_enabled', 'ServerMetrics', 'mark_worker_dead', 'ModelInfoCollector', 'DriftCollector',
+           'json_fragments', 'PredictionLog']
 
 # %% ../nbs/api/62_serve_metrics.ipynb #4b73c592
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -285,6 +285,9 @@ def json_fragments(values: np.ndarray | list[Any], *, missing_as_null: bool = Fa
     ]
 
 # %% ../nbs/api/62_serve_metrics.ipynb #d4a35032
+LOG_WRITER_NICE = 10
+
+
 class PredictionLog:
     """A background writer of prediction records under `folder`."""
 
@@ -389,6 +392,12 @@ class PredictionLog:
     def _run(self) -> None:
         # The writer wakes on a timer and drains the queue rather than waiting on it: a request's put never hands
         # the interpreter over to this thread, and a busy server writes many records per system call.
+        # It also runs at a lower CPU priority (Linux: the nice value is per thread): encoding a large batch while
+        # ONNX Runtime's threads predict the next one would slow that prediction down by as much.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOG_WRITER_NICE)
+        except (AttributeError, OSError):  # not Linux, or not allowed: the same writer at normal priority
+            pass
         while True:
             time.sleep(self.interval)
             while True:
