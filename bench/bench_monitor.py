@@ -15,7 +15,7 @@ On `bench/synthetic.py`'s data (20 numeric + 3 categorical columns + a 3-class l
 With `--lock /work/coord/machine.lock` (a shared machine) the set-up (data, pipeline run, Evidently's virtualenv)
 holds that lock shared and the measurements hold it exclusively, so they run on a quiet machine.
 
-    .venv/bin/python bench/bench_monitor.py [--rows 1000000] [--no-evidently] [--tuning] [--lock FILE] [--keep]
+    .venv/bin/python bench/bench_monitor.py [--rows 1000000] [--no-evidently] [--tuning] [--lock FILE] [--keep] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -97,16 +97,20 @@ def machine_lock(path: Path | None, *, exclusive: bool):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def best_wall(command: list[str], cwd: Path, repeats: int = 2) -> float:
-    """The shortest wall time of `repeats` runs of `command` (exit 0 or 3), in seconds."""
-    walls = []
+def best_walls(commands: dict[str, list[str]], cwd: Path, repeats: int) -> dict[str, float]:
+    """The shortest wall time of `repeats` runs of each command (exit 0 or 3), in seconds, the commands interleaved
+    so that a noisy moment of a shared machine hits both sides."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
-        begun = time.perf_counter()
-        completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-        walls.append(time.perf_counter() - begun)
-        if completed.returncode not in (0, 3):
-            raise SystemExit(f"{' '.join(command)} exited {completed.returncode}: {completed.stderr[-2000:]}")
-    return min(walls)
+        for name, command in commands.items():
+            begun = time.perf_counter()
+            completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+            walls[name].append(time.perf_counter() - begun)
+            if completed.returncode not in (0, 3):
+                raise SystemExit(
+                    f"{' '.join(command)} exited {completed.returncode}: {completed.stderr[-2000:]}"
+                )
+    return {name: min(values) for name, values in walls.items()}
 
 
 def evidently_python(venv: Path) -> Path | None:
@@ -178,11 +182,6 @@ def measure(
 ) -> None:
     """The measurements, side by side, on a quiet machine."""
     print(f"\n== 1. mlops-nb monitor on {arguments.rows:,} rows vs reading the file alone", flush=True)
-    reads = []
-    for _ in range(2):
-        read = run([PYTHON, "-c", READ_ALONE, str(batches["unshifted"])], project, label="read alone")
-        reads.append(tuple(float(value) for value in read.output.split()[-2:]))
-    read_seconds, batch_bytes = min(seconds for seconds, _ in reads), reads[0][1]
     monitor = ["mlops-nb", "monitor", "--progress", "off", "--data"]
     small = run([*monitor, str(batches["small"])], project, label="monitor, 1,000 rows", peak=True)
     peaks, verdicts = {}, {}
@@ -197,13 +196,21 @@ def measure(
             raise SystemExit(f"monitor failed: {result.stderr[-2000:]}")
         peaks[name] = int((work / "peak").read_text())
         verdicts[name] = json.loads((project / "reports" / "drift.json").read_text())["drifted_features"]
-    # wall times without the peak wrapper in between, the best of two each
-    walls_monitor = {
-        name: best_wall([*monitor, str(batches[name])], project) for name in ("small", "unshifted")
-    }
+    # Wall times without the peak wrapper, the best of `--repeats` each, interleaved with the read alone: a shared
+    # machine's noisy moments (memory first touched here costs more at some times than at others) hit both sides.
+    reads, walls = [], {"small": [], "unshifted": []}
+    for _ in range(arguments.repeats):
+        read = run([PYTHON, "-c", READ_ALONE, str(batches["unshifted"])], project, label="read alone")
+        reads.append(tuple(float(value) for value in read.output.split()[-2:]))
+        for name, wall in best_walls(
+            {name: [*monitor, str(batches[name])] for name in walls}, project, 1
+        ).items():
+            walls[name].append(wall)
+    read_seconds, batch_bytes = min(seconds for seconds, _ in reads), reads[0][1]
+    walls_monitor = {name: min(values) for name, values in walls.items()}
     net = walls_monitor["unshifted"] - walls_monitor["small"]
     print(
-        f"  read alone {read_seconds:.2f} s (best of 2); monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
+        f"  read alone {read_seconds:.2f} s (best of {arguments.repeats}); monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
         f"{walls_monitor['small']:.2f} s on 1,000 rows (the fixed start-up: imports, papermill, model load, report)"
     )
     report.target(
@@ -324,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         "--lock", type=Path, help="the machine lock: set-up holds it shared, measurements exclusively"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="runs of the read alone and of each monitor command, interleaved (best taken)",
+    )
     arguments = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     work = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))

@@ -9,11 +9,14 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/monitor.html.md"""
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .config import MonitorParams
 from .drift import adjust_p_values, compare_feature, numeric_values, significant
@@ -293,14 +296,37 @@ def compare_batch(
     params = params or MonitorParams()
     columns = check_columns(frame, profile, source=source)
     shares = importance_shares(profile)
-    features = {}
-    for name in profile["feature_columns"]:
-        entry = compare_feature(name, profile["features"][name], frame[name], params=params, source=source)
+
+    def compare(name: str) -> dict[str, Any]:
+        return compare_feature(name, profile["features"][name], frame[name], params=params, source=source)
+
+    def model_part() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        if model is None:
+            if predictions is None:
+                return None, None
+            return None, prediction_drift(profile, np.asarray(predictions), params=params)
+        sample = frame
+        if len(frame) > params.performance_max_rows:
+            # Seeded rows, in their order: no permutation of the whole batch, as `DataFrame.sample` makes.
+            rng = np.random.default_rng(params.seed)
+            sample = frame.take(np.sort(rng.choice(len(frame), params.performance_max_rows, replace=False)))
+        with threadpool_limits(1):  # one core for the model, the other for the columns
+            predicted = model_predictions(model, sample, profile, source=source)
+        performance = model_performance(sample, predicted, profile, params=params, source=source)
+        return performance, prediction_drift(profile, predicted, params=params)
+
+    # The model and the columns in threads: sorting and the model's trees run outside the GIL. Same results, same
+    # order, and the first column in order that fails raises, as in a loop.
+    names = profile["feature_columns"]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names) + 1, os.cpu_count() or 1))) as pool:
+        modelled = pool.submit(model_part)
+        features = dict(zip(names, pool.map(compare, names), strict=True))
+        performance, predicted_drift = modelled.result()
+    for name, entry in features.items():
         entry["importance"] = (
             significant((profile.get("importances") or {}).get(name)) if shares is not None else None
         )
         entry["importance_share"] = significant(shares.get(name, 0.0)) if shares is not None else None
-        features[name] = entry
     tested = [name for name, entry in features.items() if entry["p_value"] is not None]
     adjusted = adjust_p_values([features[name]["p_value"] for name in tested], params.correction)
     for name, value in zip(tested, adjusted, strict=True):
@@ -316,18 +342,6 @@ def compare_batch(
             )
         entry["statistic"] = significant(entry["statistic"])
         entry["histogram"] = _round_histogram(entry["histogram"])
-    performance, predicted_drift = None, None
-    if model is not None:
-        sample = (
-            frame
-            if len(frame) <= params.performance_max_rows
-            else frame.sample(n=params.performance_max_rows, random_state=params.seed)
-        )
-        predicted = model_predictions(model, sample, profile, source=source)
-        performance = model_performance(sample, predicted, profile, params=params, source=source)
-        predicted_drift = prediction_drift(profile, predicted, params=params)
-    elif predictions is not None:
-        predicted_drift = prediction_drift(profile, np.asarray(predictions), params=params)
     quality = {**columns, "rows": int(len(frame)), "issues": _quality_issues(features, params)}
     if performance and performance["unseen_classes"]:
         quality["issues"].append(

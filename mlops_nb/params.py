@@ -222,9 +222,10 @@ class MonitorParams(_Section):
     missing_rate_increase: float = Field(0.05, ge=0, le=1)
     out_of_range_rate: float = Field(0.05, ge=0, le=1)
     new_category_rate: float = Field(0.01, ge=0, le=1)
-    # Model and prediction drift on a seeded sample: 20,000 labelled rows measure a metric to about 0.3 %, and
-    # predicting 100,000 rows cost two thirds of monitoring a million.
-    performance_max_rows: int = Field(20_000, ge=10)
+    # Model and prediction drift on a seeded sample: 10,000 labelled rows measure an accuracy of 0.9 to within
+    # 0.6 % (95 %), well inside the 5 % retrain threshold; predicting 100,000 rows cost two thirds of monitoring a
+    # million.
+    performance_max_rows: int = Field(10_000, ge=10)
     seed: int = 42
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
 
