@@ -4,6 +4,7 @@ Modules:
 
 - `mlops_nb.artifacts`: Saving and loading models with skops, which does not execute code on load: an explicit list of trusted types, and a sha256 checked on every load.
 - `mlops_nb.card`: `ModelCard`: the typed record of a model version: what it was trained on and with, how it scored, which files it is made of.
+- `mlops_nb.checks`: The check of the whole `params.yaml` that `mlops-nb check` and every stage run before any work: the types and ranges of every section, the model, its hyperparameters, the search space and the sampler, the metric.
 - `mlops_nb.config`: Project-root discovery, loading and validating `params.yaml` (one line per error, naming the key), the stages of `dvc.yaml` and `ProjectPaths`: every file of a project.
 - `mlops_nb.drift`: The per-feature drift statistics of a batch against the reference profile: distances and tests computed from the profile's bins and counts, never from raw training rows, and the multiple-testing correction.
 - `mlops_nb.engines`: How a pipeline notebook is executed: papermill's engines (in this process, or in a Jupyter kernel), the executed notebook made deterministic, memory given back after each cell, and the library's logging in the report.

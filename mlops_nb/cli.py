@@ -129,33 +129,13 @@ def add_stage_commands(commands: argparse._SubParsersAction) -> None:
     )
     stage.set_defaults(handler=_stage)
 
-# %% ../nbs/api/90_cli.ipynb #c0678834
-def _check_tuning(params, task: str) -> None:
-    from mlops_nb.study import model_search_space
-    from mlops_nb.tune import check_search_space, make_sampler
-
-    model_name, search_space, location = model_search_space(params.train, params.tune)
-    check_search_space(search_space, model_name=model_name, task=task, location=location)
-    make_sampler(params.tune.sampler, search_space, seed=params.tune.seed, location=location)
-
 # %% ../nbs/api/90_cli.ipynb #d758c105
 def _check(arguments: argparse.Namespace) -> int:
-    from mlops_nb.config import PARAMS_FILE, find_project_root, read_stages
-    from mlops_nb.stage import check_params
+    from mlops_nb.checks import check_project
+    from mlops_nb.config import PARAMS_FILE, find_project_root
 
     root = find_project_root()
-    params = check_params(root)  # the check every stage runs first
-    read_stages(root)
-    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
-    problems = []
-    for task in tasks:
-        try:
-            _check_tuning(params, task)
-            break
-        except MlopsNbError as error:
-            problems.append(error)
-    else:
-        raise problems[0]
+    check_project(root)  # the check every stage runs first, and the search space
     print(f"{root / PARAMS_FILE}: ok")
     return 0
 

@@ -39,7 +39,7 @@ _import_jsonschema_without_iri_checker()
 def _import_papermill_without_cloud_io() -> None:
     """Import papermill without its S3, Azure and GCS notebook readers.
 
-    papermill imports boto3, azure-storage and gcsfs at import when they are installed, as they are for DVC's
+    papermill imports boto3, azure-identity, azure-storage, gcsfs and PyGithub at import when they are installed, as they are for DVC's
     remotes (`.[remotes]`): seconds in every stage process. Stages read and write local notebooks only. The blocks
     are lifted right after, so DVC in the same process still reaches its remotes.
     """
@@ -47,7 +47,14 @@ def _import_papermill_without_cloud_io() -> None:
         return
     blocked = [
         name
-        for name in ("boto3", "gcsfs", "azure.storage.blob", "azure.datalake.store")
+        for name in (
+            "boto3",
+            "gcsfs",
+            "azure.identity",
+            "azure.storage.blob",
+            "azure.datalake.store",
+            "github",
+        )
         if name not in sys.modules
     ]
     for name in blocked:

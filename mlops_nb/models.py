@@ -15,13 +15,14 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
-from .config import TrainParams, TuneParams
-from .errors import ModelConfigError
+from .config import SearchDimension, TrainParams, TuneParams
+from .errors import ModelConfigError, SearchSpaceError
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'MODEL_ZOO', 'ModelSpec', 'available_models', 'estimator_class', 'make_model', 'check_model_params']
+__all__ = ['logger', 'MODEL_ZOO', 'ModelSpec', 'available_models', 'estimator_class', 'make_model', 'check_model_params',
+           'check_search_space']
 
 # %% ../nbs/api/21_models.ipynb #d9875d7d
 @dataclass(frozen=True)
@@ -170,3 +171,20 @@ def check_model_params(train: TrainParams, tune: TuneParams, *, task: str) -> No
     make_model(train.model, task=task, hyperparameters=train.model_hyperparameters)
     _check_per_model_keys(train.hyperparameters, "train.hyperparameters")
     _check_per_model_keys(tune.search_space, "tune.search_space")
+
+# %% ../nbs/api/21_models.ipynb #1f6229f7
+def check_search_space(
+    search_space: dict[str, SearchDimension],
+    *,
+    model_name: str,
+    task: str,
+    location: str = "tune.search_space",
+) -> None:
+    """Refuse a search-space key that is not a hyperparameter of the model."""
+    allowed = make_model(model_name, task=task).get_params()
+    for name in search_space:
+        if name not in allowed:
+            raise SearchSpaceError(
+                f"{location}.{name} is not a hyperparameter of {model_name}",
+                hint=f"remove it or use one of: {', '.join(sorted(allowed))}",
+            )

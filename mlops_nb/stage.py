@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .checks import WATCHED_DATA as WATCHED_DATA
+from .checks import check_params as check_params
+from .checks import unwatched_source as unwatched_source
 from mlops_nb.config import (
     PARAMS_FILE,
-    Params,
-    load_params,
     parse_section,
     project_paths,
     read_stages,
@@ -33,9 +34,7 @@ from .engines import make_deterministic as make_deterministic
 from .engines import return_freed_memory as return_freed_memory
 from mlops_nb.errors import (
     ConfigError,
-    MlopsNbError,
     ProjectError,
-    SearchSpaceError,
     StageError,
     hide_passwords,
 )
@@ -43,8 +42,8 @@ from mlops_nb.errors import (
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'WATCHED_DATA', 'PAPERMILL_CELL_START', 'stage_parameters', 'flatten_parameters', 'unwatched_source',
-           'check_params', 'injected_by_papermill', 'notebook_parameters', 'run_stage']
+__all__ = ['logger', 'PAPERMILL_CELL_START', 'stage_parameters', 'flatten_parameters', 'injected_by_papermill',
+           'notebook_parameters', 'run_stage']
 
 # %% ../nbs/api/80_stage.ipynb #994e1220
 def stage_parameters(name: str, *, root: str | Path) -> dict[str, dict[str, Any]]:
@@ -82,102 +81,6 @@ def flatten_parameters(parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         f"{section}.{key}": value for section, values in parameters.items() for key, value in values.items()
     }
-
-# %% ../nbs/api/80_stage.ipynb #4ac4b59c
-def _check_metric(metric: str) -> None:
-    if metric == "auto":
-        return
-    from sklearn.metrics import get_scorer_names
-
-    if metric not in get_scorer_names():
-        raise SearchSpaceError(
-            f"tune.metric = {metric!r} is not a scikit-learn scorer",
-            hint="use auto, or a name such as accuracy, f1_macro, roc_auc_ovr, r2, neg_mean_absolute_error",
-        )
-
-# %% ../nbs/api/80_stage.ipynb #75a9c4b7
-WATCHED_DATA = "data/external"  # the folder of data files the ingest stage depends on in dvc.yaml
-
-
-def unwatched_source(source: str, *, root: str | Path) -> str | None:
-    """The file `data.source` reads when DVC would not see it change (outside `WATCHED_DATA` and not an ingest dep)."""
-    if source.startswith("sample:") or ("://" in source and not source.startswith("sqlite:///")):
-        return None  # a built-in sample, or a database server: `dvc repro -f ingest` reads it again
-    root = Path(root).resolve()
-    path = Path(source.removeprefix("sqlite:///")).expanduser()
-    path = (path if path.is_absolute() else root / path).resolve()
-    watched = [
-        root / WATCHED_DATA,
-        *(root / dep for dep in read_stages(root).get("ingest", {}).get("deps") or []),
-    ]
-    if any(path == folder or folder in path.parents for folder in watched):
-        return None
-    return str(path.relative_to(root)) if root in path.parents else str(path)
-
-# %% ../nbs/api/80_stage.ipynb #fb06397b
-def _model_check_key(params_file: Path) -> str:
-    """What the model check's result depends on: `params.yaml`, the zoo's code and scikit-learn's version."""
-    import hashlib
-    from importlib.metadata import version
-    from importlib.util import find_spec
-
-    digest = hashlib.sha256(params_file.read_bytes())
-    digest.update(
-        Path(find_spec("mlops_nb.models").origin).read_bytes()
-    )  # found, not imported: no scikit-learn
-    digest.update(version("scikit-learn").encode())
-    return digest.hexdigest()
-
-
-def _check_models(params: Params) -> None:
-    """The model, its hyperparameters, the search spaces (for either task with `data.task: auto`) and the metric."""
-    from mlops_nb.models import check_model_params
-
-    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
-    problems: list[MlopsNbError] = []
-    for task in tasks:  # with `auto`, a model is fine when it does either task
-        try:
-            check_model_params(params.train, params.tune, task=task)
-            break
-        except MlopsNbError as error:
-            problems.append(error)
-    else:
-        raise type(problems[0])(f"{PARAMS_FILE}: {problems[0].message}", hint=problems[0].hint)
-    try:
-        _check_metric(params.tune.metric)
-    except ConfigError as error:
-        raise type(error)(f"{PARAMS_FILE}: {error.message}", hint=error.hint) from None
-
-# %% ../nbs/api/80_stage.ipynb #51d8e070
-def check_params(root: str | Path) -> Params:
-    """Check the whole `params.yaml` at `root` as `mlops-nb check` does, and return it.
-
-    The model part (`_check_models`) is skipped when it passed before for the same `params.yaml`, zoo and
-    scikit-learn (`ProjectPaths.check_stamp`).
-    """
-    paths = project_paths(root)
-    params = load_params(paths.params_file)
-    key = _model_check_key(paths.params_file)
-    stamp = paths.check_stamp
-    if not (stamp.is_file() and stamp.read_text(encoding="utf-8") == key):
-        _check_models(params)
-        if (
-            stamp.parent.parent.is_dir()
-        ):  # a DVC project (.dvc/): record the passed check in its temporary folder
-            from mlops_nb.files import atomic_path
-
-            stamp.parent.mkdir(exist_ok=True)
-            with atomic_path(stamp) as temporary:
-                temporary.write_text(key, encoding="utf-8")
-    unwatched = unwatched_source(params.data.source, root=root)
-    if unwatched is not None:
-        logger.warning(
-            "data.source %s is outside %s/, which the ingest stage depends on: DVC will not rerun ingest when it "
-            "changes. Move it there, or add it to stages.ingest.deps in dvc.yaml",
-            unwatched,
-            WATCHED_DATA,
-        )
-    return params
 
 # %% ../nbs/api/80_stage.ipynb #b786dd19
 PAPERMILL_CELL_START = (

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from .config import FeaturesParams, SearchDimension
 from .errors import SearchSpaceError
-from .models import make_model
+from .models import check_search_space as check_search_space
 from .train import build_pipeline, cv_splitter
 from .validate import Schema
 
@@ -33,9 +33,9 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLERS', 'PRUNERS', 'default_metric', 'check_search_space', 'distribution', 'distributions', 'suggest',
-           'grid_values', 'grid', 'make_sampler', 'grid_size', 'make_pruner', 'subsample', 'Objective',
-           'make_objective', 'trials_frame', 'tuning_summary', 'plot_tuning_history', 'plot_study']
+__all__ = ['logger', 'SAMPLERS', 'PRUNERS', 'default_metric', 'distribution', 'distributions', 'suggest', 'grid_values', 'grid',
+           'make_sampler', 'grid_size', 'make_pruner', 'subsample', 'Objective', 'make_objective', 'trials_frame',
+           'tuning_summary', 'plot_tuning_history', 'plot_study']
 
 # %% ../nbs/api/31_tune.ipynb #1def1d20
 def default_metric(task: str, metric: str = "auto") -> str:
@@ -48,23 +48,6 @@ def default_metric(task: str, metric: str = "auto") -> str:
             hint="use auto, or a name such as accuracy, f1_macro, roc_auc_ovr, r2, neg_mean_absolute_error",
         )
     return metric
-
-# %% ../nbs/api/31_tune.ipynb #1f6229f7
-def check_search_space(
-    search_space: dict[str, SearchDimension],
-    *,
-    model_name: str,
-    task: str,
-    location: str = "tune.search_space",
-) -> None:
-    """Refuse a search-space key that is not a hyperparameter of the model."""
-    allowed = make_model(model_name, task=task).get_params()
-    for name in search_space:
-        if name not in allowed:
-            raise SearchSpaceError(
-                f"{location}.{name} is not a hyperparameter of {model_name}",
-                hint=f"remove it or use one of: {', '.join(sorted(allowed))}",
-            )
 
 # %% ../nbs/api/31_tune.ipynb #ae7ee0e8
 def distribution(dimension: SearchDimension) -> optuna.distributions.BaseDistribution:

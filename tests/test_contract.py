@@ -20,8 +20,8 @@ STAGES = {
     if name != "check"
 }
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-# The runner and the error types are used by every stage; they shape no output and are not deps.
-RUNNER_MODULES = {"stage", "engines", "errors", "cli", "cli_models", "cli_serve", "cli_docs", "_modidx"}
+# The runner, its params check and the error types are used by every stage; they shape no output and are not deps.
+RUNNER_MODULES = {"stage", "checks", "engines", "errors", "cli", "cli_models", "cli_serve", "cli_docs", "_modidx"}
 
 
 def parameters_cell(name: str) -> dict[str, object]:
