@@ -21,7 +21,17 @@ STAGES = {
 }
 PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
 # The runner, its params check and the error types are used by every stage; they shape no output and are not deps.
-RUNNER_MODULES = {"stage", "checks", "engines", "errors", "cli", "cli_models", "cli_serve", "cli_docs", "_modidx"}
+RUNNER_MODULES = {
+    "stage",
+    "checks",
+    "engines",
+    "errors",
+    "cli",
+    "cli_models",
+    "cli_serve",
+    "cli_docs",
+    "_modidx",
+}
 
 
 def parameters_cell(name: str) -> dict[str, object]:
