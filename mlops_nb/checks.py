@@ -9,6 +9,7 @@ Docs: https://mlops-nb.github.io/mlops_nb/api/checks.html.md"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import PARAMS_FILE, Params, load_params, project_paths, read_stages
@@ -65,20 +66,27 @@ def _model_check_key(params_file: Path) -> str:
     return digest.hexdigest()
 
 
+def _passes_for_some_task(params: Params, check: Callable[[str], None]) -> None:
+    """`check(task)` for `data.task`; with `auto`, what suits either task is fine. Raises the first task's error when
+    none passes."""
+    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
+    problems: list[MlopsNbError] = []
+    for task in tasks:
+        try:
+            return check(task)
+        except MlopsNbError as error:
+            problems.append(error)
+    raise problems[0]
+
+
 def _check_models(params: Params) -> None:
     """The model, its hyperparameters, the search spaces (for either task with `data.task: auto`) and the metric."""
     from mlops_nb.models import check_model_params
 
-    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
-    problems: list[MlopsNbError] = []
-    for task in tasks:  # with `auto`, a model is fine when it does either task
-        try:
-            check_model_params(params.train, params.tune, task=task)
-            break
-        except MlopsNbError as error:
-            problems.append(error)
-    else:
-        raise type(problems[0])(f"{PARAMS_FILE}: {problems[0].message}", hint=problems[0].hint)
+    try:
+        _passes_for_some_task(params, lambda task: check_model_params(params.train, params.tune, task=task))
+    except MlopsNbError as error:
+        raise type(error)(f"{PARAMS_FILE}: {error.message}", hint=error.hint) from None
     try:
         _check_metric(params.tune.metric)
     except ConfigError as error:
@@ -135,14 +143,5 @@ def check_project(root: str | Path) -> Params:
     a search space is fine when it suits either task). Returns the params."""
     params = check_params(root)
     read_stages(root)
-    tasks = ["classification", "regression"] if params.data.task == "auto" else [params.data.task]
-    problems: list[MlopsNbError] = []
-    for task in tasks:
-        try:
-            check_tuning(params, task)
-            break
-        except MlopsNbError as error:
-            problems.append(error)
-    else:
-        raise problems[0]
+    _passes_for_some_task(params, lambda task: check_tuning(params, task))
     return params

@@ -99,10 +99,9 @@ def interval_counts(edges: np.ndarray, ordered: np.ndarray) -> np.ndarray:
 def numeric_comparison(reference: dict[str, Any], values: np.ndarray) -> dict[str, Any]:
     """Compare the non-missing `values` of a batch with a numeric feature's profile: KS statistic, Wasserstein
     distance / std, PSI, Jensen-Shannon distance, the out-of-range share and the binned fractions of both."""
+    # Counts, range and tails all from one sort.
     missing = np.isnan(values)
-    ordered = np.sort(
-        values[~missing] if missing.any() else values
-    )  # counts, range and tails all from one sort
+    ordered = np.sort(values[~missing] if missing.any() else values)
     edges, cdf = np.asarray(reference["edges"]), np.asarray(reference["cdf"])
     count = len(ordered)
     if count == 0 or len(edges) == 0:

@@ -39,8 +39,8 @@ _import_jsonschema_without_iri_checker()
 def _import_papermill_without_cloud_io() -> None:
     """Import papermill without its S3, Azure and GCS notebook readers.
 
-    papermill imports boto3, azure-identity, azure-storage, gcsfs and PyGithub at import when they are installed, as they are for DVC's
-    remotes (`.[remotes]`): seconds in every stage process. Stages read and write local notebooks only. The blocks
+    papermill imports boto3, azure-identity, azure-storage, gcsfs and PyGithub at import when they are installed,
+    as they are for DVC's remotes (`.[remotes]`): seconds in every stage process. Stages read and write local notebooks only. The blocks
     are lifted right after, so DVC in the same process still reaches its remotes.
     """
     if "papermill" in sys.modules:

@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .checks import WATCHED_DATA as WATCHED_DATA
-from .checks import check_params as check_params
-from .checks import unwatched_source as unwatched_source
+from .checks import check_params
 from mlops_nb.config import (
     PARAMS_FILE,
     parse_section,
