@@ -121,7 +121,28 @@ def check_params(root: str | Path) -> Params:
             unwatched,
             WATCHED_DATA,
         )
+    for key in _keys_with_passwords(params):
+        logger.warning(
+            "%s holds a password: DVC records this value in dvc.lock, which is committed to git. Take it out of the "
+            "URL and give it to the driver another way (PostgreSQL: the PGPASSWORD variable or ~/.pgpass)",
+            key,
+        )
     return params
+
+
+def _keys_with_passwords(params: Params) -> list[str]:
+    """The `params.yaml` keys whose database URL holds a password."""
+    from urllib.parse import urlsplit
+
+    urls = {"data.source": params.data.source, "tune.storage": params.tune.storage}
+    found = []
+    for key, url in urls.items():
+        try:
+            if url and "://" in url and urlsplit(url).password:
+                found.append(key)
+        except ValueError:  # not a URL (e.g. a bad port): other checks say so
+            continue
+    return found
 
 # %% ../nbs/api/78_checks.ipynb #8edb47106e1a46a883d545849b8ab81b
 def check_tuning(params: Params, task: str) -> None:

@@ -17,13 +17,13 @@ import pandas as pd
 
 from .config import ReadOptions
 from .errors import DataSourceError
-from .files import read_parquet, sha256_file
+from .files import read_parquet, read_parquet_column, sha256_file
 from .readers import parse_date_columns, read_csv_file, read_excel_file
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'SAMPLES', 'Lineage', 'read_source']
+__all__ = ['logger', 'SAMPLES', 'Lineage', 'read_source', 'ParquetBatch', 'open_batch']
 
 # %% ../nbs/api/10_data.ipynb #125b35cf
 SAMPLES = {
@@ -94,19 +94,22 @@ def _check_text_file(path: Path) -> None:
         )
 
 
+def _unreadable_parquet(path: Path, error: Exception) -> DataSourceError:
+    return DataSourceError(
+        f"data.source: file '{path}' is not a readable Parquet file ({type(error).__name__}: {error})",
+        hint="check that the file is complete Parquet, or export it again",
+    )
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return read_parquet(path)
     except Exception as error:  # pyarrow raises several unrelated types for a corrupt file
-        raise DataSourceError(
-            f"data.source: file '{path}' is not a readable Parquet file ({type(error).__name__}: {error})",
-            hint="check that the file is complete Parquet, or export it again",
-        ) from None
+        raise _unreadable_parquet(path, error) from None
 
 
-def _read_file(
-    source: str, root: Path, options: ReadOptions, sheet: str | int | None
-) -> tuple[pd.DataFrame, Path]:
+def _resolve_file(source: str, root: Path) -> Path:
+    """The existing, non-empty file `source` names (relative to `root`)."""
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = root / path
@@ -124,6 +127,13 @@ def _read_file(
             f"data.source: file '{path}' is empty",
             hint="point data.source at a file with a header and data rows",
         )
+    return path
+
+
+def _read_file(
+    source: str, root: Path, options: ReadOptions, sheet: str | int | None
+) -> tuple[pd.DataFrame, Path]:
+    path = _resolve_file(source, root)
     suffix = path.suffix.lower()
     if suffix in _PARQUET_SUFFIXES:
         return _read_parquet(path), path
@@ -193,6 +203,16 @@ def _read_sql(source: str, query: str | None, root: Path) -> tuple[pd.DataFrame,
     return frame, shown
 
 # %% ../nbs/api/10_data.ipynb #81cef9d1
+def _check_shape(columns: int, rows: int, shown: str) -> None:
+    if columns == 0:
+        raise DataSourceError(f"data.source: {shown} has no columns", hint="check the file's header")
+    if rows == 0:
+        raise DataSourceError(
+            f"data.source: {shown} has a header but no data rows",
+            hint="add data rows or point at another source",
+        )
+
+
 def read_source(
     source: str,
     *,
@@ -221,13 +241,7 @@ def read_source(
     else:
         frame, path = _read_file(source, root, read_options, sheet)
         kind, shown, digest = "file", source, sha256_file(path)
-    if frame.shape[1] == 0:
-        raise DataSourceError(f"data.source: {shown} has no columns", hint="check the file's header")
-    if len(frame) == 0:
-        raise DataSourceError(
-            f"data.source: {shown} has a header but no data rows",
-            hint="add data rows or point at another source",
-        )
+    _check_shape(frame.shape[1], len(frame), shown)
     frame.columns = [str(column) for column in frame.columns]
     lineage = Lineage(
         source=shown,
@@ -238,3 +252,50 @@ def read_source(
     )
     logger.info("read %s rows x %s columns from %s", len(frame), frame.shape[1], shown)
     return frame, lineage
+
+# %% ../nbs/api/10_data.ipynb #ad7380cf
+class ParquetBatch:
+    """A Parquet file whose columns are read when asked for: `batch[name]` is the column as `read_source` reads it,
+    `len(batch)` its rows, `batch.columns` its column names. Reading one column at a time holds a column or two in
+    memory instead of the whole frame, and several threads can read columns side by side."""
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as error:  # pyarrow raises several unrelated types for a corrupt file
+            raise _unreadable_parquet(path, error) from None
+        self.columns = [str(name) for name in parquet.schema_arrow.names]
+        self._rows = parquet.metadata.num_rows
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, name: str) -> pd.Series:
+        import pyarrow.parquet as pq
+
+        if name not in self.columns:
+            raise KeyError(name)
+        try:  # a file of its own per read: threads may read columns side by side
+            return read_parquet_column(pq.ParquetFile(self.path), name)
+        except Exception as error:
+            raise _unreadable_parquet(self.path, error) from None
+
+
+def open_batch(
+    source: str, *, query: str | None = None, root: str | Path = "."
+) -> tuple[pd.DataFrame | ParquetBatch, str]:
+    """`source` as `read_source` reads it, except that a Parquet file (with distinct column names) is opened as a
+    `ParquetBatch`. Returns the batch and the source as messages show it."""
+    root = Path(root)
+    if not source.startswith("sample:") and not _is_sql_url(source):
+        path = _resolve_file(source, root)
+        if path.suffix.lower() in _PARQUET_SUFFIXES:
+            batch = ParquetBatch(path)
+            if len(set(batch.columns)) == len(batch.columns):
+                _check_shape(len(batch.columns), len(batch), source)
+                return batch, source
+    frame, lineage = read_source(source, query=query, root=root)
+    return frame, lineage.source

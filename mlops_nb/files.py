@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'PROGRESS_EVERY', 'sha256_file', 'dvc_md5', 'atomic_path', 'write_json', 'write_csv', 'write_parquet',
-           'read_parquet', 'run_git', 'git_output', 'run_dvc']
+           'read_parquet', 'read_parquet_column', 'run_git', 'git_output', 'run_dvc']
 
 # %% ../nbs/api/02_files.ipynb #19a8e1d8
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
@@ -129,12 +129,14 @@ def read_parquet(path: str | Path, *, columns: list[str] | None = None) -> pd.Da
     names = parquet.schema_arrow.names if columns is None else list(columns)
     if not names or len(set(names)) < len(names):  # nothing to split, or names pandas cannot key a dict by
         return pd.read_parquet(path, columns=columns)
-    frame = pd.DataFrame(
-        {name: parquet.read(columns=[name], use_threads=False).to_pandas()[name] for name in names},
-        copy=False,
-    )
+    frame = pd.DataFrame({name: read_parquet_column(parquet, name) for name in names}, copy=False)
     pa.default_memory_pool().release_unused()
     return frame
+
+
+def read_parquet_column(parquet: Any, name: str) -> pd.Series:
+    """Column `name` of the open `pyarrow.parquet.ParquetFile` `parquet`, as `pd.read_parquet` gives it."""
+    return parquet.read(columns=[name], use_threads=False).to_pandas()[name]
 
 # %% ../nbs/api/02_files.ipynb #7a0e0001
 PROGRESS_EVERY = 15.0  # seconds between "still running" records of a long command

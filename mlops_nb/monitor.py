@@ -12,7 +12,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from .config import MonitorParams
 from .drift import adjust_p_values, compare_feature, numeric_values, significant
 from .errors import MonitorError
 from .validate import Schema
+
+if TYPE_CHECKING:
+    from mlops_nb.data import ParquetBatch
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +273,7 @@ def model_predictions(model: Any, frame: pd.DataFrame, profile: dict[str, Any], 
 
 # %% ../nbs/api/72_monitor.ipynb #b3421809
 def compare_batch(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | ParquetBatch,
     profile: dict[str, Any],
     *,
     params: MonitorParams | None = None,
@@ -279,7 +282,8 @@ def compare_batch(
     source: str = "batch",
     model_version: str | None = None,
 ) -> dict[str, Any]:
-    """Monitor `frame` (a batch as read, or the prediction log's inputs) against `profile`.
+    """Monitor `frame` (a batch as read, a `ParquetBatch` read a column at a time, or the prediction log's inputs)
+    against `profile`.
 
     Parameters
     ----------
@@ -296,32 +300,50 @@ def compare_batch(
     params = params or MonitorParams()
     columns = check_columns(frame, profile, source=source)
     shares = importance_shares(profile)
+    names, target = profile["feature_columns"], profile["target"]
+    rows = None  # the rows the model predicts: all, or a seeded sample
+    if model is not None and len(frame) > params.performance_max_rows:
+        # Seeded rows, in their order: no permutation of the whole batch, as `DataFrame.sample` makes.
+        rng = np.random.default_rng(params.seed)
+        rows = np.sort(rng.choice(len(frame), params.performance_max_rows, replace=False))
+    # A batch read a column at a time (`ParquetBatch`): the model's rows are taken from each column while it is
+    # in memory, so that no column is read twice, and the model runs after the columns.
+    lazy = not isinstance(frame, pd.DataFrame)
+    taken: dict[str, pd.Series] = {}
+
+    def take(name: str, column: pd.Series) -> None:
+        if lazy and model is not None:
+            taken[name] = column if rows is None else column.take(rows)
 
     def compare(name: str) -> dict[str, Any]:
-        return compare_feature(name, profile["features"][name], frame[name], params=params, source=source)
+        column = frame[name]
+        take(name, column)
+        return compare_feature(name, profile["features"][name], column, params=params, source=source)
 
-    def model_part() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def model_part(sample: pd.DataFrame | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         if model is None:
             if predictions is None:
                 return None, None
             return None, prediction_drift(profile, np.asarray(predictions), params=params)
-        sample = frame
-        if len(frame) > params.performance_max_rows:
-            # Seeded rows, in their order: no permutation of the whole batch, as `DataFrame.sample` makes.
-            rng = np.random.default_rng(params.seed)
-            sample = frame.take(np.sort(rng.choice(len(frame), params.performance_max_rows, replace=False)))
         with threadpool_limits(1):  # one core for the model, the other for the columns
             predicted = model_predictions(model, sample, profile, source=source)
         performance = model_performance(sample, predicted, profile, params=params, source=source)
         return performance, prediction_drift(profile, predicted, params=params)
 
-    # The model and the columns in threads: sorting and the model's trees run outside the GIL. Same results, same
-    # order, and the first column in order that fails raises, as in a loop.
-    names = profile["feature_columns"]
+    # The model and the columns in threads: reading, sorting and the model's trees run outside the GIL. Same
+    # results, same order, and the first column in order that fails raises, as in a loop.
     with ThreadPoolExecutor(max_workers=max(1, min(len(names) + 1, os.cpu_count() or 1))) as pool:
-        modelled = pool.submit(model_part)
-        features = dict(zip(names, pool.map(compare, names), strict=True))
-        performance, predicted_drift = modelled.result()
+        if lazy:
+            features = dict(zip(names, pool.map(compare, names), strict=True))
+            if model is not None and target in frame.columns:
+                take(target, frame[target])
+            sample = {name: taken[name] for name in [*names, target] if name in taken}
+            performance, predicted_drift = model_part(pd.DataFrame(sample) if model is not None else None)
+        else:
+            sample = None if model is None else frame if rows is None else frame.take(rows)
+            modelled = pool.submit(model_part, sample)
+            features = dict(zip(names, pool.map(compare, names), strict=True))
+            performance, predicted_drift = modelled.result()
     for name, entry in features.items():
         entry["importance"] = (
             significant((profile.get("importances") or {}).get(name)) if shares is not None else None

@@ -13,7 +13,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 
 from mlops_nb.config import MonitorParams
-from mlops_nb.data import read_source
+from mlops_nb.data import open_batch, read_source
 from mlops_nb.evaluate import compute_metrics, feature_importances
 from mlops_nb.monitor import compare_batch
 from mlops_nb.profile import build_profile
@@ -95,6 +95,27 @@ def test_one_sigma_shift_of_the_most_important_numeric_feature_means_retrain(fit
     )
     assert result["retrain"] is True and exit_code_of(result) == 3
     assert any(feature in reason for reason in result["reasons"])
+
+
+def test_a_parquet_batch_read_a_column_at_a_time_gives_the_same_result(
+    fitted: Fitted, tmp_path: Path
+) -> None:
+    """`open_batch` reads a Parquet batch a column at a time (`ParquetBatch`): the same result as the whole frame,
+    with the model's seeded sample taken from each column (here 100 rows of a shifted, labelled batch)."""
+    batch = fitted.resample(7)
+    feature = fitted.continuous()[0]
+    batch[feature] = batch[feature] + batch[feature].std()
+    path = tmp_path / "batch.parquet"
+    batch.to_parquet(path, index=False)
+    lazy, shown = open_batch(str(path))
+    assert type(lazy).__name__ == "ParquetBatch" and shown == str(path)
+    params = MonitorParams(performance_max_rows=100)
+    results = [
+        compare_batch(data, fitted.profile, model=fitted.model, params=params)
+        for data in (lazy, pd.read_parquet(path))
+    ]
+    assert results[0]["performance"]["rows"] == 100 and feature in results[0]["drifted_features"]
+    assert json.dumps(results[0], sort_keys=True) == json.dumps(results[1], sort_keys=True)
 
 
 def exit_code_of(result: dict) -> int:
@@ -260,12 +281,21 @@ def test_monitor_bad_inputs_exit_1_with_one_line_and_keep_the_last_report(
     text = same.astype({"body_mass_g": object})
     text.loc[3, "body_mass_g"] = "heavy"
     text.to_csv(batches / "text.csv", index=False)
+    # The same mistakes in Parquet, which `mlops-nb monitor` reads a column at a time (`open_batch`).
+    same.drop(columns=["bill_depth_mm"]).to_parquet(batches / "no_column.parquet", index=False)
+    same.head(0).to_parquet(batches / "header.parquet", index=False)
+    text.astype({"body_mass_g": "str"}).to_parquet(batches / "text.parquet", index=False)
+    (batches / "broken.parquet").write_bytes(b"PAR1 cut short")
     cases = {
         ("--data", "batches/no_column.csv"): "'bill_depth_mm'",
         ("--data", "batches/empty.csv"): "empty.csv' is empty",
         ("--data", "batches/header.csv"): "header but no data rows",
         ("--data", "batches/text.csv"): "column 'body_mass_g' is numeric",
         ("--data", "batches/missing.csv"): "missing.csv' not found",
+        ("--data", "batches/no_column.parquet"): "'bill_depth_mm'",
+        ("--data", "batches/header.parquet"): "header but no data rows",
+        ("--data", "batches/text.parquet"): "column 'body_mass_g' is numeric",
+        ("--data", "batches/broken.parquet"): "not a readable Parquet file",
         ("--data", "batches/same.csv", "--version", "9.9.9"): "v9.9.9 is not registered",
     }
     for arguments, expected in cases.items():

@@ -71,6 +71,9 @@ def test_passwords_are_hidden_in_reports_and_errors(fresh_project: Path) -> None
 
 def test_bad_database_source_error_hides_the_password(fresh_project: Path) -> None:
     set_params(fresh_project, **{"data.source": SOURCE, "data.query": "select 1"})
+    checked = run(["mlops-nb", "check"], fresh_project)  # a warning: DVC would record it in dvc.lock
+    assert "data.source holds a password" in checked.stderr and "dvc.lock" in checked.stderr
+    assert PASSWORD not in checked.stderr + checked.stdout
     result = run(["mlops-nb", "stage", "ingest"], fresh_project, check=False)
     assert result.returncode == 1 and "error: stage 'ingest' failed" in result.stderr
     assert PASSWORD not in result.stderr + result.stdout
