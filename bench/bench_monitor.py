@@ -12,6 +12,11 @@ On `bench/synthetic.py`'s data (20 numeric + 3 categorical columns + a 3-class l
 4. the profile's cost (reading the training split + `build_profile`) against the train stage's wall time
    (`mlops-nb stage train` rerun on the same project, last).
 
+Before each timed run of 1., both sides, a short process touches and frees 1.6 GB (`measure.warm_memory`): on this
+virtual machine, memory first touched costs 10-50x more at some moments than at others, which swamped the figures.
+`mlops-nb monitor` reads a Parquet batch a column at a time (`mlops_nb.data.open_batch`); the read alone is
+`read_source`, the whole frame, as ingest reads it.
+
 With `--lock /work/coord/machine.lock` (a shared machine) the set-up (data, pipeline run, Evidently's virtualenv)
 holds that lock shared and the measurements hold it exclusively, so they run on a quiet machine.
 
@@ -37,12 +42,18 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(REPO_ROOT / "tests")]
 
 from bench_pipeline import LARGE_PARAMS, PYTHON, Report, edit_params, quiet_project, run, stage_walls  # noqa: E402
+from measure import median, warm_memory  # noqa: E402
 from synthetic import synthetic_frame  # noqa: E402
 
 EVIDENTLY = "evidently==0.7.23"
 SHIFTED_NUMERIC = ("x01", "x07")
 SKEWED_CATEGORICAL = "region"
 MONITOR_READ_RATIO = 2.0
+BATCHES = {
+    "unshifted": "current",
+    "shifted": "shifted",
+    "small": "small",
+}  # batch -> file name in the work dir
 EVIDENTLY_SPEEDUP = 10.0
 MEMORY_FACTOR = 1.5
 PROFILE_SHARE = 0.05
@@ -153,11 +164,7 @@ def set_up(
     repro = run(["dvc", "repro"], project, label="dvc repro, large data")
     walls = stage_walls(repro)
     print("  stage walls: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in walls.items()))
-    batches = {
-        "unshifted": work / "current.parquet",
-        "shifted": work / "shifted.parquet",
-        "small": work / "small.parquet",
-    }
+    batches = {name: work / f"{stem}.parquet" for name, stem in BATCHES.items()}
     write_batch(batches["unshifted"], arguments.rows, seed=1, shifted=False)
     write_batch(batches["shifted"], arguments.rows, seed=2, shifted=True)
     write_batch(batches["small"], 1000, seed=3, shifted=False)
@@ -169,6 +176,13 @@ def set_up(
                 f"  {EVIDENTLY} could not be installed from PyPI into {arguments.evidently_venv}: its rows are skipped"
             )
     return project, walls, batches, python
+
+
+def reused_batches(work: Path) -> dict[str, Path]:
+    batches = {name: work / f"{stem}.parquet" for name, stem in BATCHES.items()}
+    if not (work / "project" / "dvc.lock").is_file() or not all(path.is_file() for path in batches.values()):
+        raise SystemExit(f"--reuse {work}: not a work dir kept by an earlier run (--keep)")
+    return batches
 
 
 def measure(
@@ -196,22 +210,29 @@ def measure(
             raise SystemExit(f"monitor failed: {result.stderr[-2000:]}")
         peaks[name] = int((work / "peak").read_text())
         verdicts[name] = json.loads((project / "reports" / "drift.json").read_text())["drifted_features"]
-    # Wall times without the peak wrapper, the best of `--repeats` each, interleaved with the read alone: a shared
-    # machine's noisy moments (memory first touched here costs more at some times than at others) hit both sides.
+    # Wall times without the peak wrapper, `--repeats` each, interleaved with the read alone: a shared
+    # machine's noisy moments hit both sides. Memory is warmed before each run (`warm_memory`): on this VM, memory
+    # first touched costs 10-50x more at some moments than at others.
     reads, walls = [], {"small": [], "unshifted": []}
     for _ in range(arguments.repeats):
+        warm_memory()
         read = run([PYTHON, "-c", READ_ALONE, str(batches["unshifted"])], project, label="read alone")
         reads.append(tuple(float(value) for value in read.output.split()[-2:]))
-        for name, wall in best_walls(
-            {name: [*monitor, str(batches[name])] for name in walls}, project, 1
-        ).items():
-            walls[name].append(wall)
-    read_seconds, batch_bytes = min(seconds for seconds, _ in reads), reads[0][1]
-    walls_monitor = {name: min(values) for name, values in walls.items()}
-    net = walls_monitor["unshifted"] - walls_monitor["small"]
+        for name in walls:
+            warm_memory()
+            walls[name].append(best_walls({name: [*monitor, str(batches[name])]}, project, 1)[name])
+    # The fixed start-up (about 5-9 s here) varies by more than the batch's share of the time, so the batch's share
+    # is the median of the paired differences (each 1M-row run minus the 1,000-row run just before it), against the
+    # median read.
+    read_seconds, batch_bytes = median([seconds for seconds, _ in reads]), reads[0][1]
+    net = median([big - small for big, small in zip(walls["unshifted"], walls["small"], strict=True)])
+    walls_monitor = {name: median(values) for name, values in walls.items()}
     print(
-        f"  read alone {read_seconds:.2f} s (best of {arguments.repeats}); monitor {walls_monitor['unshifted']:.2f} s on {arguments.rows:,} rows, "
-        f"{walls_monitor['small']:.2f} s on 1,000 rows (the fixed start-up: imports, papermill, model load, report)"
+        f"  read alone (s): {', '.join(f'{seconds:.2f}' for seconds, _ in reads)}; median {read_seconds:.2f}\n"
+        f"  monitor on {arguments.rows:,} rows (s): {', '.join(f'{wall:.2f}' for wall in walls['unshifted'])}\n"
+        f"  monitor on 1,000 rows (s), the fixed start-up (imports, papermill, model load, report): "
+        f"{', '.join(f'{wall:.2f}' for wall in walls['small'])}\n"
+        f"  median difference {net:.2f} s"
     )
     report.target(
         "1. monitor minus fixed cost / read alone",
@@ -332,14 +353,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="measure again in a work dir an earlier run kept (--keep): no data, pipeline run or Evidently set-up",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=5,
-        help="runs of the read alone and of each monitor command, interleaved (best taken)",
+        help="runs of the read alone and of each monitor command, interleaved (medians compared)",
     )
     arguments = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    work = Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
+    work = arguments.reuse or Path(tempfile.mkdtemp(prefix="mlops-nb-bench-monitor-"))
     report = Report()
     started = time.perf_counter()
     print(
@@ -348,12 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with machine_lock(arguments.lock, exclusive=False):
-            project, walls, batches, evidently_python_path = set_up(work, arguments)
+            if arguments.reuse:
+                project, walls, batches = work / "project", {}, reused_batches(work)
+                evidently_python_path = (
+                    None if arguments.no_evidently else evidently_python(arguments.evidently_venv)
+                )
+            else:
+                project, walls, batches, evidently_python_path = set_up(work, arguments)
         with machine_lock(arguments.lock, exclusive=True):
             print(f"  measuring (load average {os.getloadavg()[0]:.1f})", flush=True)
             measure(work, project, walls, batches, evidently_python_path, arguments, report)
     finally:
-        if arguments.keep:
+        if arguments.keep or arguments.reuse:
             print(f"\nkept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

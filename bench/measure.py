@@ -2,7 +2,7 @@
 repeats, medians, and the table of targets a benchmark prints at the end.
 
 Machines are shared and noisy: every comparison runs both sides in the same run, interleaved, with their order
-swapped each repeat, and compares medians.
+swapped each repeat, memory warmed before each run (`warm_memory`), and compares medians.
 """
 
 from __future__ import annotations
@@ -81,11 +81,26 @@ def spread(values: Sequence[float]) -> str:
 def interleave(
     repeats: int, first: Callable[[int], None], second: Callable[[int], None], after: Callable[[int], None]
 ) -> None:
-    """Run `first` and `second` `repeats` times, swapping their order each time (a drifting load hits both)."""
+    """Run `first` and `second` `repeats` times, swapping their order each time (a drifting load hits both), with
+    memory warmed before each (`warm_memory`)."""
     for index in range(repeats):
         for step in (first, second) if index % 2 == 0 else (second, first):
+            warm_memory()
             step(index)
         after(index)
+
+
+WARM_BYTES = 1_600_000_000
+
+
+def warm_memory(size: int = WARM_BYTES) -> None:
+    """Touch and free `size` bytes in a short-lived process. On a virtual machine whose host takes back the guest's
+    free memory, memory a process touches first can cost 10-50x more at some moments than at others (seen here:
+    0.1 s to 5.5 s for the same 400 MB); memory freed a moment ago is cheap again. Called before each timed run of
+    both sides of a comparison, it makes the measurement about the code, not the host."""
+    subprocess.run(
+        [PYTHON, "-c", f"import numpy; numpy.ones({size // 8}).sum()"], check=True, capture_output=True
+    )
 
 
 def load_average() -> str:
