@@ -31,6 +31,7 @@ import pandas as pd
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from measure import warm_memory  # noqa: E402
 from synthetic import synthetic_frame  # noqa: E402
 
 from mlops_nb.config import TuneParams  # noqa: E402
@@ -238,7 +239,10 @@ def cpu_ceiling() -> float:
 
 
 def workers_part(name: str, schema, X, y, n_trials: int, two: dict | None = None) -> dict:
-    two = two or optuna_search(schema, X, y, workers=2, n_trials=n_trials)
+    if two is None:
+        warm_memory()
+        two = optuna_search(schema, X, y, workers=2, n_trials=n_trials)
+    warm_memory()
     one = optuna_search(schema, X, y, workers=1, n_trials=n_trials)
     speed_up = one["seconds"] / two["seconds"]
     return {
