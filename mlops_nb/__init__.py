@@ -36,6 +36,7 @@ Modules:
 - `mlops_nb.train`: Features and model as one scikit-learn `Pipeline`, cross-validated, and the model card that records what went into it.
 - `mlops_nb.tune`: The search itself: the search space from `params.yaml` turned into Optuna distributions, samplers (TPE, random, grid, CMA-ES) and pruners (median, Hyperband), the cross-validated objective, the subsample for large data, and the trial table, summary and plots of a study. Where a study is stored: `study_storage`; how its trials run: `parallel`; the tuning step as one call: `study`.
 - `mlops_nb.validate`: Schema inference, the data checks that stop a bad data set before any model is touched, cleaning, data-quality metrics and the train/test split.
-- `mlops_nb.version_files`: A registered model version and its files, read through DVC at the version's commit whatever the workspace holds: the card, JSON and text files, and files fetched with their sha256 and trusted types checked."""
+- `mlops_nb.version_files`: A registered model version and its files, read through DVC at the version's commit whatever the workspace holds: the card, JSON and text files, and files fetched with their sha256 and trusted types checked.
+- `mlops_nb.warm`: Stage commands under `dvc repro` start warm: each runs in a child forked from a server that has imported the libraries every stage uses, instead of importing them again in a new process per stage."""
 
 __version__ = "0.1.0"
