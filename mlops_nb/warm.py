@@ -126,7 +126,11 @@ def run_warm(argv: Sequence[str]) -> int | None:
     folder = _private_folder()
     if folder is None:
         return None
-    key = warm_key()
+    try:
+        key = warm_key()
+        request = {"key": key, "argv": list(argv), "cwd": os.getcwd(), "environment": dict(os.environ)}
+    except OSError:  # e.g. the working folder was removed: the command itself says what is wrong
+        return None
     address = str(folder / f"{key[:24]}.sock")
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -139,7 +143,6 @@ def run_warm(argv: Sequence[str]) -> int | None:
     with connection:
         if _peer_uid(connection) != os.getuid():
             return None
-        request = {"key": key, "argv": list(argv), "cwd": os.getcwd(), "environment": dict(os.environ)}
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         try:
