@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,8 +56,15 @@ PRELOAD = (
     "mlops_nb.profile",
     "mlops_nb.artifacts",
     "mlops_nb.card",
+    "mlops_nb.serve_runtime",
     "skops.io",
+    "skl2onnx",
+    "onnxruntime",
+    "execnb.shell",  # the in-process engine's shell
     "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "optuna.visualization.matplotlib",
+    "PIL.Image",
 )
 _MESSAGE = 1 << 20  # the largest message: the command, its folder and its environment, as JSON
 
@@ -252,7 +260,13 @@ def serve(address: str, key: str, path: list[str] | None = None, *, idle: float 
     selector.register(server, selectors.EVENT_READ)
     selector.register(wakeup_read, selectors.EVENT_READ)
     last = time.monotonic()
-    print(f"warm server {os.getpid()}: ready", flush=True)
+    tasks = len(
+        os.listdir("/proc/self/task")
+    )  # native threads too (OpenBLAS's pool: forked safely by its own handler)
+    print(
+        f"warm server {os.getpid()}: ready ({threading.active_count()} Python thread, {tasks} tasks)",
+        flush=True,
+    )
     try:
         while True:
             for selected, _ in selector.select(timeout=1.0):
