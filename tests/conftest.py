@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,15 @@ def awkward_frame(size: int = 300) -> pd.DataFrame:
             "Qualité: label?": label,
         }
     )
+
+
+def wait_for(condition, *, timeout: float = 120, what: str = "") -> None:
+    """Poll `condition()` until it is true; fail the test after `timeout` seconds, naming `what` it waited for."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def run(

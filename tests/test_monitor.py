@@ -20,7 +20,7 @@ from mlops_nb.profile import build_profile
 from mlops_nb.train import build_pipeline, split_xy
 from mlops_nb.validate import clean, infer_schema, split_train_test
 
-from conftest import awkward_frame, run
+from conftest import awkward_frame, run, wait_for
 
 RESAMPLES = 20
 
@@ -329,14 +329,6 @@ LIGHT = [
     "--set",
     "train.cv_folds=3",
 ]
-
-
-def wait_for(condition, *, timeout: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def log_lines(folder: Path) -> int:

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import command_env, run, set_params
+from conftest import command_env, run, set_params, wait_for
 
 
 def warm_folder(temporary: Path) -> Path:
@@ -24,14 +24,6 @@ def warm_folder(temporary: Path) -> Path:
 
 def server_log(temporary: Path) -> str:
     return "".join(path.read_text() for path in sorted(warm_folder(temporary).glob("*.log")))
-
-
-def wait_for(condition, *, timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
