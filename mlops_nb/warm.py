@@ -28,11 +28,6 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# %% auto #0
-__all__ = ['logger', 'WARM_ENV', 'IDLE_ENV', 'IDLE_SECONDS', 'WARM_COMMANDS', 'VOLATILE_ENV', 'PRELOAD', 'warm_key', 'run_warm',
-           'serve', 'main']
-
-# %% ../nbs/api/81_warm.ipynb #c17279d2
 WARM_ENV = "MLOPS_NB_WARM"  # "0": every command starts cold
 IDLE_ENV = "MLOPS_NB_WARM_IDLE"  # seconds a server waits for the next command (default IDLE_SECONDS)
 IDLE_SECONDS = 30.0
@@ -67,6 +62,10 @@ PRELOAD = (
     "PIL.Image",
 )
 _MESSAGE = 1 << 20  # the largest message: the command, its folder and its environment, as JSON
+
+# %% auto #0
+__all__ = ['logger', 'WARM_ENV', 'IDLE_ENV', 'IDLE_SECONDS', 'WARM_COMMANDS', 'VOLATILE_ENV', 'PRELOAD', 'warm_key', 'run_warm',
+           'serve', 'main']
 
 # %% ../nbs/api/81_warm.ipynb #2ef80fc6
 def warm_key(environment: dict[str, str] | None = None) -> str:
@@ -407,7 +406,7 @@ def _child(request: dict, fds: list[int], connections: list[socket.socket], inhe
         finally:
             os._exit(code if isinstance(code, int) else 1)
 
-# %% ../nbs/api/81_warm.ipynb #c422de1d
+
 def main() -> None:
     """The server process: `python -c "from mlops_nb.warm import main; main()" ADDRESS KEY SYS_PATH_JSON`."""
     serve(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
