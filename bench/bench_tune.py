@@ -37,6 +37,7 @@ from synthetic import synthetic_frame  # noqa: E402
 from mlops_nb.config import TuneParams  # noqa: E402
 from mlops_nb.data import read_source  # noqa: E402
 from mlops_nb.parallel import run_batched  # noqa: E402
+from mlops_nb.workers import start_worker_server  # noqa: E402
 from mlops_nb.study_storage import make_storage  # noqa: E402
 from mlops_nb.train import build_pipeline, cv_splitter, split_xy  # noqa: E402
 from mlops_nb.tune import make_objective, make_pruner, make_sampler, trials_frame  # noqa: E402
@@ -112,6 +113,8 @@ def optuna_search(
     )
     reached: dict[str, float] = {}
     started = time.perf_counter()
+    if workers > 1:  # as `mlops-nb stage` does before it runs a notebook that asks for workers
+        start_worker_server()
 
     def watch(study: optuna.Study, trial) -> None:
         for name, target in (targets or {}).items():

@@ -13,7 +13,7 @@ Modules:
 - `mlops_nb.monitor`: Drift and data quality of a new batch, or of the server's prediction log, against the reference profile saved with the model; model drift when the batch holds the target; a retrain decision weighted by importance.
 - `mlops_nb.monitor_inputs`: What monitoring reads besides the batch: the reference (a model version's model, card and profile, bound to each other by sha256) and the server's prediction log.
 - `mlops_nb.myst`: Quarto-flavoured nbdev notebooks converted for myst-nb and Sphinx: cell options as tags, Pandoc attributes stripped, the title cell as a heading, `show_doc` output as Markdown. Pure functions, no files.
-- `mlops_nb.parallel`: How the trials of a study run: in N worker processes that give the same trials as one (seeded asks ahead of the results, told in trial order, one journal record per trial), or as Optuna's own loop on a shared PostgreSQL study, on any number of machines, with heartbeats.
+- `mlops_nb.parallel`: How the trials of a study run: in N processes that give the same trials as one (seeded asks ahead of the results, told in trial order, one journal record per trial), or as Optuna's own loop on a shared PostgreSQL study, on any number of machines, with heartbeats.
 - `mlops_nb.profile`: The reference profile written with every model: per-feature bins, quantiles, moments and frequencies of the training split, the target's and the test predictions' distributions and the permutation importances. No raw rows; its size does not grow with the data.
 - `mlops_nb.readers`: Reading CSV and Excel files right: the separator detected (and reported), `data.read_options` passed to pandas, dates parsed with their format, and a one-line error naming the file and the option to set when it goes wrong.
 - `mlops_nb.registry`: Model versions and stages as git tags, written through GTO (`model@v1.2.0`, `model#prod#3`); registering the workspace's model, promoting and demoting it, getting a version's files.
@@ -37,6 +37,7 @@ Modules:
 - `mlops_nb.tune`: The search itself: the search space from `params.yaml` turned into Optuna distributions, samplers (TPE, random, grid, CMA-ES) and pruners (median, Hyperband), the cross-validated objective, the subsample for large data, and the trial table, summary and plots of a study. Where a study is stored: `study_storage`; how its trials run: `parallel`; the tuning step as one call: `study`.
 - `mlops_nb.validate`: Schema inference, the data checks that stop a bad data set before any model is touched, cleaning, data-quality metrics and the train/test split.
 - `mlops_nb.version_files`: A registered model version and its files, read through DVC at the version's commit whatever the workspace holds: the card, JSON and text files, and files fetched with their sha256 and trusted types checked.
-- `mlops_nb.warm`: Stage commands under `dvc repro` start warm: each runs in a child forked from a server that has imported the libraries every stage uses, instead of importing them again in a new process per stage."""
+- `mlops_nb.warm`: Stage commands under `dvc repro` start warm: each runs in a child forked from a server that has imported the libraries every stage uses, instead of importing them again in a new process per stage.
+- `mlops_nb.workers`: The worker processes of a study: what one trial produces and how it is evaluated, and a pool of processes kept for the whole study, forked from a server that has the library loaded (forked from the stage itself when it can)."""
 
 __version__ = "0.1.0"

@@ -152,6 +152,11 @@ def _dvc_note(name: str) -> str:
     )
 
 # %% ../nbs/api/80_stage.ipynb #852e4510
+def _wants_workers(parameters: dict[str, Any]) -> bool:
+    workers = (parameters.get("tune") or {}).get("workers", 1)
+    return isinstance(workers, int) and workers > 1
+
+
 def run_stage(
     name: str,
     *,
@@ -190,6 +195,12 @@ def run_stage(
                 hint=f"{error.hint + '; ' if error.hint else ''}`mlops-nb check` runs the same check.{note}",
             ) from None
     parameters = stage_parameters(name, root=root) if in_dvc else parameters
+    if _wants_workers(
+        parameters
+    ):  # forked now, while this process runs one thread and has the library loaded
+        from mlops_nb.workers import start_worker_server
+
+        start_worker_server()
     notebook_path = paths.pipeline_notebook(name)
     if not notebook_path.is_file():
         raise ProjectError(
