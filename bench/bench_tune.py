@@ -37,11 +37,11 @@ from synthetic import synthetic_frame  # noqa: E402
 from mlops_nb.config import TuneParams  # noqa: E402
 from mlops_nb.data import read_source  # noqa: E402
 from mlops_nb.parallel import run_batched  # noqa: E402
-from mlops_nb.workers import start_worker_server  # noqa: E402
 from mlops_nb.study_storage import make_storage  # noqa: E402
 from mlops_nb.train import build_pipeline, cv_splitter, split_xy  # noqa: E402
 from mlops_nb.tune import make_objective, make_pruner, make_sampler, trials_frame  # noqa: E402
 from mlops_nb.validate import clean, infer_schema  # noqa: E402
+from mlops_nb.workers import start_worker_server  # noqa: E402
 
 GRID = {"n_estimators": [50, 100, 200], "max_depth": [None, 10, 20], "min_samples_split": [2, 5, 10]}
 SPACE = TuneParams.model_validate(
