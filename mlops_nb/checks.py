@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import PARAMS_FILE, Params, load_params, project_paths, read_stages
-from .errors import ConfigError, MlopsNbError, SearchSpaceError
+from .errors import ConfigError, MlopsNbError, SearchSpaceError, hide_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -131,18 +131,9 @@ def check_params(root: str | Path) -> Params:
 
 
 def _keys_with_passwords(params: Params) -> list[str]:
-    """The `params.yaml` keys whose database URL holds a password."""
-    from urllib.parse import urlsplit
-
+    """The `params.yaml` keys whose database URL holds a password (one that `hide_passwords` would hide)."""
     urls = {"data.source": params.data.source, "tune.storage": params.tune.storage}
-    found = []
-    for key, url in urls.items():
-        try:
-            if url and "://" in url and urlsplit(url).password:
-                found.append(key)
-        except ValueError:  # not a URL (e.g. a bad port): other checks say so
-            continue
-    return found
+    return [key for key, url in urls.items() if url and hide_passwords(url) != url]
 
 # %% ../nbs/api/78_checks.ipynb #8edb47106e1a46a883d545849b8ab81b
 def check_tuning(params: Params, task: str) -> None:

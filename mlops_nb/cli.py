@@ -61,9 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/api/90_cli.ipynb #84e0e289
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mlops-nb`; errors print as one line (the traceback with `--verbose`) and exit with 1."""
-    if (
-        argv is None
-    ):  # the command itself: under DVC, a stage command runs in a warm server's child (`mlops_nb.warm`)
+    # the command itself: under DVC, a stage command runs in a warm server's child (`mlops_nb.warm`)
+    if argv is None:
         from mlops_nb.warm import run_warm
 
         code = run_warm(sys.argv[1:])

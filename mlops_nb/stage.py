@@ -195,9 +195,8 @@ def run_stage(
                 hint=f"{error.hint + '; ' if error.hint else ''}`mlops-nb check` runs the same check.{note}",
             ) from None
     parameters = stage_parameters(name, root=root) if in_dvc else parameters
-    if _wants_workers(
-        parameters
-    ):  # forked now, while this process runs one thread and has the library loaded
+    # the worker server forked now, while this process runs one thread and has the library loaded
+    if _wants_workers(parameters):
         from mlops_nb.workers import start_worker_server
 
         start_worker_server()

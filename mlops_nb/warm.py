@@ -259,9 +259,8 @@ def serve(address: str, key: str, path: list[str] | None = None, *, idle: float 
     selector.register(server, selectors.EVENT_READ)
     selector.register(wakeup_read, selectors.EVENT_READ)
     last = time.monotonic()
-    tasks = len(
-        os.listdir("/proc/self/task")
-    )  # native threads too (OpenBLAS's pool: forked safely by its own handler)
+    # native threads too (OpenBLAS's pool: forked safely by its own handler)
+    tasks = len(os.listdir("/proc/self/task"))
     print(
         f"warm server {os.getpid()}: ready ({threading.active_count()} Python thread, {tasks} tasks)",
         flush=True,

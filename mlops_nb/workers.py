@@ -154,9 +154,8 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(objective: Objective, pruner: str, study_name: str, threads: int) -> None:
     limit_threads(threads)
-    make_model(
-        objective.model_name, task=objective.schema.task
-    )  # imports the estimator's module now, not in a trial
+    # imports the estimator's module now, not in a trial
+    make_model(objective.model_name, task=objective.schema.task)
     _WORKER.update(objective=objective, pruner=pruner, study_name=study_name)
 
 
